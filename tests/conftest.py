@@ -1,0 +1,148 @@
+"""Shared pytest helpers.
+
+``make_video`` writes small real video files with PyAV (H.264 by default) so that tests never need shipped media.
+Test modules reach it through the ``video_factory`` fixture, which returns the function itself (importing conftest
+by name is fragile under ``--import-mode=importlib``)::
+
+    def test_something(tmp_path, video_factory):
+        path = video_factory(tmp_path / "clip.mp4", n_frames=30, fps=10)
+
+With the default ``pattern="index"`` every frame carries its own index as a grid of black/white blocks that survives
+lossy compression; ``frame_indices_of`` (fixture ``frame_index_reader``) reads those indices back from decoded
+frames, so tests can check that a reader returned exactly the frames it was asked for.
+"""
+
+from __future__ import annotations
+
+import fractions
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# The index pattern: a GRID x GRID board of black/white cells, cell k (row-major) is bit k of the frame index.
+_GRID = 4
+_INDEX_BITS = _GRID * _GRID
+
+Pattern = str | Callable[[int], np.ndarray]
+
+
+def _index_frame(i: int, width: int, height: int) -> np.ndarray:
+    bits = (i >> np.arange(_INDEX_BITS)) & 1  # (16,)
+    board = (bits.reshape(_GRID, _GRID) * 255).astype(np.uint8)  # (4, 4)
+    cell = np.kron(board, np.ones((height // _GRID, width // _GRID), np.uint8))  # (H', W')
+    img = np.zeros((height, width), np.uint8)
+    img[: cell.shape[0], : cell.shape[1]] = cell
+    return np.repeat(img[:, :, None], 3, axis=2)  # (H, W, 3)
+
+
+def _gradient_frame(i: int, width: int, height: int) -> np.ndarray:
+    x = np.arange(width, dtype=np.int64)[None, :]
+    y = np.arange(height, dtype=np.int64)[:, None]
+    r = (x * 4 + i * 3) % 256
+    g = (y * 4 + i * 2) % 256
+    b = np.broadcast_to((x + y + i) % 256, (height, width))
+    return np.stack(np.broadcast_arrays(r, g, b), axis=-1).astype(np.uint8)  # (H, W, 3)
+
+
+def _noise_frame(i: int, width: int, height: int) -> np.ndarray:
+    return np.random.default_rng(i).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+_PATTERNS: dict[str, Callable[[int, int, int], np.ndarray]] = {
+    "index": _index_frame,
+    "gradient": _gradient_frame,
+    "noise": _noise_frame,
+}
+
+
+def make_video(
+    path: str | os.PathLike,
+    n_frames: int,
+    fps: float,
+    size: tuple[int, int] = (64, 48),
+    pattern: Pattern = "index",
+    *,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    container_format: str | None = None,
+    container_options: dict[str, str] | None = None,
+    times: Sequence[float] | None = None,
+    preset: str | None = "ultrafast",
+) -> Path:
+    """Write a small synthetic video file with PyAV.
+
+    Args:
+        path: output file; its extension picks the container unless ``container_format`` is given.
+        n_frames: number of frames to write (>= 1).
+        fps: nominal frame rate (the stream's rate; also the frame spacing unless ``times`` is given).
+        size: (width, height) in pixels; even numbers for yuv420p.
+        pattern: "index" (frame index as a 4x4 black/white bit grid, read back with ``frame_indices_of``),
+            "gradient" (smoothly moving colour ramps), "noise" (seeded random pixels, hard to compress), or a
+            callable ``f(i) -> (H, W, 3) uint8`` RGB array.
+        codec: encoder name, e.g. "libx264", "mpeg4", "mjpeg", "libvpx-vp9", "gif".
+        pix_fmt: encoder pixel format (e.g. "yuvj420p" for mjpeg, "rgb8" for gif).
+        container_format: force a muxer ("mpegts", "h264", "matroska", ...).
+        container_options: muxer options, e.g. ``{"movflags": "faststart"}``.
+        times: optional presentation time in seconds of every frame (length ``n_frames``, increasing): writes a
+            variable-frame-rate stream with a 1/1000 s time base.
+        preset: x264 preset (only used with libx264); "ultrafast" keeps test set-up fast.
+
+    Returns:
+        The path written, as a ``Path``.
+    """
+    import av
+
+    width, height = size
+    make = pattern if callable(pattern) else (lambda i: _PATTERNS[pattern](i, width, height))
+    if times is not None and len(times) != n_frames:
+        raise ValueError("times must have one entry per frame")
+    path = Path(path)
+    rate = fractions.Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w", format=container_format, options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if codec == "libx264" and preset:
+            stream.options = {"preset": preset}
+        time_base = fractions.Fraction(1, 1000) if times is not None else None
+        if time_base is not None:
+            stream.codec_context.time_base = time_base
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(make(i)), format="rgb24")
+            if time_base is not None:
+                frame.pts = round(times[i] * 1000)
+                frame.time_base = time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def frame_indices_of(frames: np.ndarray) -> np.ndarray:
+    """Read back the frame indices drawn by ``make_video(pattern="index")``.
+
+    Args:
+        frames: (N, H, W, 3) uint8 RGB frames decoded from such a video (any size the writer used).
+
+    Returns:
+        (N,) int64 frame indices.
+    """
+    n, height, width, _ = frames.shape
+    ch, cw = height // _GRID, width // _GRID
+    gray = frames[:, : ch * _GRID, : cw * _GRID].mean(axis=-1)  # (N, H', W')
+    cells = gray.reshape(n, _GRID, ch, _GRID, cw).mean(axis=(2, 4)).reshape(n, _INDEX_BITS)  # (N, 16)
+    bits = (cells > 127).astype(np.int64)
+    return (bits << np.arange(_INDEX_BITS)).sum(axis=1)
+
+
+@pytest.fixture
+def video_factory() -> Callable[..., Path]:
+    """The ``make_video`` function (see its docstring)."""
+    return make_video
+
+
+@pytest.fixture
+def frame_index_reader() -> Callable[[np.ndarray], np.ndarray]:
+    """The ``frame_indices_of`` function (see its docstring)."""
+    return frame_indices_of
