@@ -1,0 +1,305 @@
+"""SceneTiling: the vectorised rule equals the published nested loops bit for bit; streaming, metrics, plot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import scenetiling
+from scenetiling.reference import (
+    boundaries_reference,
+    depth_scores_reference,
+    segment_ends_reference,
+    similarities_reference,
+)
+
+torch.set_num_threads(1)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def assert_same(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape
+    torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+
+
+def scene_features(seed: int, t: int, d: int, noise: float, lo: int = 10, hi: int = 120) -> tuple[torch.Tensor, list[int]]:
+    """Piecewise-constant scene means (sharing a common component) plus Gaussian noise; returns features, true cuts."""
+    rng = np.random.default_rng(seed)
+    lengths: list[int] = []
+    while sum(lengths) < t:
+        lengths.append(int(rng.integers(lo, hi + 1)))
+    base = rng.normal(size=d)
+    parts = [0.5 * base + rng.normal(size=d) + noise * rng.normal(size=(n, d)) for n in lengths]
+    feats = torch.tensor(np.concatenate(parts)[:t], dtype=torch.float32)
+    cuts = [int(c) for c in np.cumsum(lengths)[:-1] - 1 if c - 1 < t - 1]
+    return feats, cuts
+
+
+# Exact-valued similarities (multiples of 1/8) so that plateaus and equal depths really are equal.
+eighths = st.integers(-8, 8).map(lambda v: v / 8)
+exact_sims = st.lists(eighths, min_size=0, max_size=60).map(lambda v: torch.tensor(v, dtype=torch.float32))
+float_sims = st.lists(
+    st.floats(-1, 1, allow_nan=False, width=32), min_size=0, max_size=60
+).map(lambda v: torch.tensor(v, dtype=torch.float32))
+
+
+# ---------------------------------------------------------------- similarities
+@SETTINGS
+@given(
+    t=st.integers(0, 40),
+    d=st.integers(1, 70),
+    seed=st.integers(0, 2**31),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16]),
+)
+def test_similarities_bitwise_equal_published(t: int, d: int, seed: int, dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(seed)
+    feats = (torch.randn(t, d, generator=g) * torch.rand(t, 1, generator=g) * 10).to(dtype)
+    assert_same(scenetiling.similarities(feats), similarities_reference(feats))
+
+
+def test_similarities_chunk_seams_and_numpy() -> None:
+    feats = torch.randn(5000, 7, dtype=torch.float64)
+    assert_same(scenetiling.similarities(feats), similarities_reference(feats))
+    assert_same(scenetiling.similarities(feats.numpy()), similarities_reference(feats))
+
+
+def test_zero_frames_have_zero_similarity() -> None:
+    feats = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    assert scenetiling.similarities(feats).tolist() == [0.0, 0.0]
+
+
+# ---------------------------------------------------------------- depth scores
+@SETTINGS
+@given(sims=st.one_of(exact_sims, float_sims))
+def test_depth_equals_nested_loops(sims: torch.Tensor) -> None:
+    assert_same(scenetiling.depth_scores(sims), depth_scores_reference(sims))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [0.5],
+        [0.5, 0.5],
+        [0.25, 0.25, 0.25, 0.25],  # constant
+        [i / 8 for i in range(9)],  # increasing
+        [1 - i / 8 for i in range(9)],  # decreasing
+        [1.0, 0.5, 0.5, 0.5, 1.0, 0.25, 0.25, 1.0],  # valley plateaus
+        [0.5, 1.0, 1.0, 0.5, 1.0, 1.0, 0.5],  # peak plateaus
+        [0.0, float("nan"), 0.5, 1.0, float("nan"), 0.25],  # NaN stops a climb, as in the loop
+    ],
+)
+def test_depth_adversarial(values: list[float]) -> None:
+    sims = torch.tensor(values, dtype=torch.float32)
+    assert_same(scenetiling.depth_scores(sims), depth_scores_reference(sims))
+
+
+def test_depth_known_values() -> None:
+    # Valley at index 2: left climb 0.5 -> 1.0 stops at 0.25 (decrease); right climb reaches the array end.
+    sims = torch.tensor([0.25, 1.0, 0.5, 0.75, 0.875])
+    assert scenetiling.depth_scores(sims).tolist() == [0.75, 0.0, 0.875, 0.125, 0.0]
+
+
+# ---------------------------------------------------------------- cut selection
+@SETTINGS
+@given(
+    sims=st.one_of(exact_sims, float_sims),
+    alpha=st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0]),
+    max_cuts=st.one_of(st.none(), st.integers(0, 6)),
+)
+def test_threshold_and_trim_equal_published(sims: torch.Tensor, alpha: float, max_cuts: int | None) -> None:
+    # Exact-valued sims give many equal depths, so trimming to max_cuts really has ties to break.
+    depth = depth_scores_reference(sims)
+    got = scenetiling.boundaries_from_depth(scenetiling.depth_scores(sims), alpha, max_cuts)
+    assert got == boundaries_reference(depth, alpha, max_cuts)
+    assert got == sorted(set(got))
+    if max_cuts is not None:
+        assert len(got) <= max_cuts
+
+
+@SETTINGS
+@given(sims=st.one_of(exact_sims, float_sims), k=st.integers(0, 70))
+def test_top_k_equals_published(sims: torch.Tensor, k: int) -> None:
+    depth = depth_scores_reference(sims)
+    got = scenetiling.boundaries_from_depth(depth, top_k=k)
+    assert got == boundaries_reference(depth, top_k=k)
+    assert len(got) == min(k, depth.shape[0])
+
+
+def test_trim_with_many_ties_matches_topk() -> None:
+    # 40 equal deep valleys, only 15 may stay: the choice must be torch.topk's, as in the published code.
+    sims = torch.tensor([1.0, 0.0] * 40 + [1.0])
+    depth = scenetiling.depth_scores(sims)
+    got = scenetiling.boundaries_from_depth(depth)
+    assert len(got) == 15
+    assert got == torch.topk(depth, 15).indices.sort().values.tolist()
+    assert got == boundaries_reference(depth_scores_reference(sims))
+
+
+def test_threshold_is_strict_and_unbiased() -> None:
+    depth = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    std, mean = torch.std_mean(depth)  # unbiased: std = 0.5
+    assert scenetiling.threshold(depth, 0.5).item() == pytest.approx(0.25 + 0.25)
+    assert scenetiling.threshold(depth, 0.5).item() == (mean + 0.5 * std).item()
+    # alpha = 1.5 puts the threshold exactly on the deepest value: strict ">" means no cut.
+    assert scenetiling.boundaries_from_depth(depth, alpha=1.5) == []
+    assert scenetiling.boundaries_from_depth(depth, alpha=1.4) == [3]
+
+
+# ---------------------------------------------------------------- segment_ends end to end
+@SETTINGS
+@given(
+    t=st.integers(0, 50),
+    d=st.integers(1, 6),
+    seed=st.integers(0, 2**31),
+    palette=st.integers(1, 4),
+    max_cuts=st.sampled_from([15, 3, None]),
+)
+def test_segment_ends_equal_published(t: int, d: int, seed: int, palette: int, max_cuts: int | None) -> None:
+    # Frames drawn from a small palette of vectors: repeated frames give exactly equal similarities and depths.
+    g = torch.Generator().manual_seed(seed)
+    colours = torch.randint(-2, 3, (palette, d), generator=g).float()
+    feats = colours[torch.randint(0, palette, (t,), generator=g)]
+    got = scenetiling.segment_ends(feats, max_cuts=max_cuts)
+    assert got == segment_ends_reference(feats, max_cuts=max_cuts)
+    if t:
+        assert got[-1] == t - 1 and got == sorted(set(got))
+
+
+@pytest.mark.parametrize("t", [0, 1, 2, 3])
+def test_tiny_inputs(t: int) -> None:
+    feats = torch.randn(t, 4)
+    got = scenetiling.segment_ends(feats)
+    assert got == segment_ends_reference(feats)
+    assert got[-1:] == ([t - 1] if t else [])
+    if t < 3:  # fewer than two depth scores: no std, so no cut
+        assert got == ([t - 1] if t else [])
+
+
+def test_edge_shapes_and_inputs() -> None:
+    same = torch.ones(30, 5)
+    assert scenetiling.segment_ends(same) == [29] == segment_ends_reference(same)
+    d1 = torch.randn(200, 1)  # D = 1: every similarity is +-1, long plateaus
+    assert scenetiling.segment_ends(d1) == segment_ends_reference(d1)
+    big = torch.randn(4000, 3, dtype=torch.float64)  # huge T, small D
+    assert scenetiling.segment_ends(big, max_cuts=None) == segment_ends_reference(big, max_cuts=None)
+    ints = np.random.default_rng(0).integers(0, 3, size=(40, 3))
+    assert scenetiling.segment_ends(ints) == segment_ends_reference(torch.from_numpy(ints).float())
+    with pytest.raises(ValueError):
+        scenetiling.segment_ends(torch.zeros(3))
+
+
+def test_scene_structured_ends_match_published_and_truth() -> None:
+    feats, cuts = scene_features(3, t=700, d=64, noise=0.3)
+    got = scenetiling.segment_ends(feats, max_cuts=None)
+    assert got == segment_ends_reference(feats, max_cuts=None)
+    assert got[:-1] == cuts
+    assert scenetiling.segment_ends(feats, top_k=len(cuts))[:-1] == cuts
+
+
+# ---------------------------------------------------------------- min_len
+@SETTINGS
+@given(sims=st.one_of(exact_sims, float_sims), min_len=st.integers(1, 8), max_cuts=st.sampled_from([15, 2, None]))
+def test_min_len_segments_long_enough(sims: torch.Tensor, min_len: int, max_cuts: int | None) -> None:
+    depth = scenetiling.depth_scores(sims)
+    n = depth.shape[0]
+    got = scenetiling.boundaries_from_depth(depth, max_cuts=max_cuts, min_len=min_len)
+    lengths = np.diff([-1, *got, n])
+    assert (lengths >= min_len).all() if got else True
+    candidates = set(scenetiling.boundaries_from_depth(depth, max_cuts=None))
+    assert set(got) <= candidates
+    if max_cuts is not None:
+        assert len(got) <= max_cuts
+    if min_len == 1:
+        assert got == boundaries_reference(depth_scores_reference(sims), max_cuts=max_cuts)
+
+
+def test_min_len_prefers_deeper_cut() -> None:
+    # Cuts after frames 4 and 5 are both deep; 5 is deeper, so with min_len=3 only 5 survives.
+    sims = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.5, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    depth = scenetiling.depth_scores(sims)
+    assert scenetiling.boundaries_from_depth(depth, alpha=0.0) == [4, 5]
+    assert scenetiling.boundaries_from_depth(depth, alpha=0.0, min_len=3) == [5]
+    # Top-k with min_len: 5, then 4 is too close, then the zero-depth positions lowest index first: 2 fits.
+    assert scenetiling.boundaries_from_depth(depth, top_k=2, min_len=3) == [2, 5]
+    assert scenetiling.segment_ends(torch.randn(2, 3), min_len=5) == [1]
+
+
+# ---------------------------------------------------------------- streaming
+def stream(features: torch.Tensor, **kwargs: float) -> list[int]:
+    tiler = scenetiling.StreamingSceneTiler(**kwargs)
+    ends: list[int] = []
+    for row in features:
+        new = tiler.push(row)
+        assert all(e < tiler.frames for e in new)
+        ends += new
+    ends += tiler.flush()
+    return ends
+
+
+@pytest.mark.parametrize(("d", "noise"), [(64, 0.3), (384, 0.5)])
+def test_streaming_f1_against_offline(d: int, noise: float) -> None:
+    f1s = []
+    for seed in range(4):
+        feats, _ = scene_features(seed, t=2000, d=d, noise=noise)
+        offline = scenetiling.segment_ends(feats, max_cuts=None)[:-1]
+        online = stream(feats)
+        assert online == sorted(set(online)) and online[-1] == 1999
+        f1s.append(scenetiling.boundary_f1(online[:-1], offline, tol=1))
+    assert np.mean(f1s) >= 0.95, f1s
+
+
+def test_streaming_short_clean_stream_equals_offline() -> None:
+    feats, cuts = scene_features(11, t=300, d=32, noise=0.05, lo=30, hi=60)
+    assert stream(feats) == scenetiling.segment_ends(feats, max_cuts=None) == [*cuts, 299]
+
+
+def test_streaming_edges() -> None:
+    tiler = scenetiling.StreamingSceneTiler()
+    assert tiler.flush() == []
+    assert tiler.push(np.ones(3)) == []
+    assert tiler.flush() == [0]
+    assert stream(torch.ones(5, 3)) == [4]
+    with pytest.raises(ValueError):
+        tiler.push(torch.ones(2, 3))
+
+
+def test_streaming_state_stays_bounded() -> None:
+    tiler = scenetiling.StreamingSceneTiler()
+    feats, _ = scene_features(5, t=10_000, d=8, noise=0.3, lo=5, hi=50)
+    sizes = []
+    for i, row in enumerate(feats):
+        tiler.push(row)
+        if i in (999, 9_999):
+            sizes.append(tiler.state_size())
+    assert sizes[1] <= tiler._max_pending + 8 + 4 + 12
+    # A strictly rising stretch keeps one climbing group open: still bounded.
+    rising = scenetiling.StreamingSceneTiler()
+    for i in range(3000):
+        rising.push(torch.tensor([1.0, i / 3000]))
+    assert rising.state_size() <= rising._max_pending + 2 + 4 + 12
+
+
+# ---------------------------------------------------------------- metrics and plot
+def test_boundary_f1() -> None:
+    assert scenetiling.boundary_f1([], []) == 1.0
+    assert scenetiling.boundary_f1([5], []) == 0.0
+    assert scenetiling.boundary_f1([10, 20], [11, 19], tol=1) == 1.0
+    assert scenetiling.boundary_f1([10, 20], [12, 20], tol=1) == 0.5
+    # One prediction cannot match two references.
+    assert scenetiling.boundary_f1([10], [9, 11], tol=1) == pytest.approx(2 / 3)
+    # Greedy-by-distance would pair 10-11 and strand 12; the sweep pairs 10-9 and 12-11.
+    assert scenetiling.boundary_f1([10, 12], [9, 11], tol=1) == 1.0
+
+
+def test_plot_writes_png(tmp_path) -> None:
+    feats, _ = scene_features(2, t=200, d=16, noise=0.3)
+    ends = scenetiling.segment_ends(feats)
+    out = scenetiling.plot(feats, ends, tmp_path / "tiling.png", times=np.arange(200) / 2.0)
+    data = (tmp_path / "tiling.png").read_bytes()
+    assert out.endswith("tiling.png") and data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    sims_path = scenetiling.plot(scenetiling.similarities(feats), ends, tmp_path / "sims.png")
+    assert open(sims_path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
