@@ -1,0 +1,179 @@
+"""Streaming state of the memory bridge: carried memory, memory cache, segment table; safetensors save/load."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from videollm.errors import ModelError
+
+_FORMAT = "videollm.bridge_state"
+_VERSION = "1"
+
+
+class RowBuffer:
+    """Append-only stack of equally shaped rows in a preallocated tensor that doubles when full.
+
+    Appending costs O(rows appended) amortised (no re-packing of earlier rows) and ``view()`` is a zero-copy,
+    contiguous prefix of the storage.
+
+    Args:
+        row_shape: shape of one row, e.g. (M, W) for one cached memory.
+        dtype: element dtype.
+        device: storage device.
+        capacity: initial number of rows.
+    """
+
+    def __init__(self, row_shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str,
+                 capacity: int = 16) -> None:
+        self.data = torch.empty((max(1, capacity), *row_shape), dtype=dtype, device=device)
+        self.length = 0
+
+    @classmethod
+    def from_tensor(cls, rows: Tensor, capacity: int | None = None) -> RowBuffer:
+        """A buffer holding a copy of ``rows`` (K, *row_shape)."""
+        buf = cls(tuple(rows.shape[1:]), rows.dtype, rows.device, capacity or max(16, rows.shape[0]))
+        buf.append(rows)
+        return buf
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.data.dtype
+
+    def append(self, rows: Tensor) -> None:
+        """Append (k, *row_shape) rows (cast to the buffer dtype)."""
+        need = self.length + rows.shape[0]
+        if need > self.data.shape[0]:
+            capacity = self.data.shape[0]
+            while capacity < need:
+                capacity *= 2
+            grown = self.data.new_empty((capacity, *self.data.shape[1:]))
+            grown[: self.length] = self.data[: self.length]
+            self.data = grown
+        self.data[self.length: need] = rows
+        self.length = need
+
+    def view(self) -> Tensor:
+        """(length, *row_shape) view of the stored rows."""
+        return self.data[: self.length]
+
+    def to(self, device: torch.device | str) -> RowBuffer:
+        """Move the storage (in place) and return self."""
+        self.data = self.data.to(device)
+        return self
+
+
+@dataclass
+class SegmentRecord:
+    """One processed segment: its time span in seconds and its frame span (inclusive) in the source video."""
+
+    start_time: float
+    end_time: float
+    start_frame: int
+    end_frame: int
+
+
+@dataclass
+class BridgeState:
+    """Everything the streaming bridge carries from one segment to the next.
+
+    Created by ``MemoryBridge.init_state`` (or the first ``MemoryBridge.step``), updated in place by each ``step``.
+
+    Attributes:
+        fingerprint: ``BridgeConfig.fingerprint()`` of the bridge that produced the state.
+        memory: (M, W) memory carried into the next segment (after retrieval).
+        cache: K cached memories, rows (M, W): each segment's updated memory (bridge-layer output, before retrieval).
+        memories: K carried memories, rows (M, W), kept only when the readout needs every segment's memory.
+        last_tokens: (L*T, W) bridge output at the last segment's token positions (last_segment readouts), or None.
+        segments: the segment table, one ``SegmentRecord`` per processed segment.
+        keys, values: derived retrieval key/value projections of ``cache`` (rows (M, W)), rebuilt by the bridge when
+            missing or stale; never saved.
+        kv_token: identifies the weights/dtype ``keys``/``values`` were computed with.
+    """
+
+    fingerprint: str
+    memory: Tensor
+    cache: RowBuffer
+    memories: RowBuffer | None = None
+    last_tokens: Tensor | None = None
+    segments: list[SegmentRecord] = field(default_factory=list)
+    keys: RowBuffer | None = None
+    values: RowBuffer | None = None
+    kv_token: tuple[Any, ...] | None = None
+
+    @property
+    def num_segments(self) -> int:
+        """Number of segments processed so far."""
+        return len(self.segments)
+
+    def cached_memories(self) -> Tensor:
+        """(K, M, W) view of the memory cache."""
+        return self.cache.view()
+
+    def to(self, device: torch.device | str) -> BridgeState:
+        """Move every tensor (in place) and return self."""
+        self.memory = self.memory.to(device)
+        self.last_tokens = self.last_tokens.to(device) if self.last_tokens is not None else None
+        for buf in (self.cache, self.memories, self.keys, self.values):
+            if buf is not None:
+                buf.to(device)
+        return self
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the state to a safetensors file (tensors + JSON segment table in the header metadata).
+
+        The derived key/value projections are not saved; the bridge recomputes them on the next step.
+        """
+        tensors = {"memory": self.memory, "cache": self.cache.view()}
+        if self.memories is not None:
+            tensors["memories"] = self.memories.view()
+        if self.last_tokens is not None:
+            tensors["last_tokens"] = self.last_tokens
+        # safetensors refuses views that share storage and non-contiguous tensors: store independent copies.
+        tensors = {name: t.detach().contiguous().clone() for name, t in tensors.items()}
+        metadata = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "fingerprint": self.fingerprint,
+            "segments": json.dumps([asdict(s) for s in self.segments]),
+        }
+        save_file(tensors, os.fspath(path), metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> BridgeState:
+        """Read a state written by ``save``.
+
+        Args:
+            path: the safetensors file.
+            device: where to put the tensors.
+
+        Returns:
+            The state; ``MemoryBridge.step`` checks its fingerprint against the bridge config.
+        """
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ModelError(f"{path}: no such bridge state file")
+        with safe_open(path, framework="pt", device=str(device)) as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != _FORMAT:
+                raise ModelError(f"{path}: not a videollm bridge state file")
+            if metadata.get("version") != _VERSION:
+                raise ModelError(f"{path}: bridge state version {metadata.get('version')!r} is not supported")
+            names = set(f.keys())
+            tensors = {name: f.get_tensor(name) for name in names}
+        segments = [SegmentRecord(**s) for s in json.loads(metadata["segments"])]
+        return cls(
+            fingerprint=metadata["fingerprint"],
+            memory=tensors["memory"],
+            cache=RowBuffer.from_tensor(tensors["cache"]),
+            memories=RowBuffer.from_tensor(tensors["memories"]) if "memories" in tensors else None,
+            last_tokens=tensors.get("last_tokens"),
+            segments=segments,
+        )
