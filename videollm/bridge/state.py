@@ -96,6 +96,7 @@ class BridgeState:
         keys, values: derived retrieval key/value projections of ``cache`` (rows (M, W)), rebuilt by the bridge when
             missing or stale; never saved.
         kv_token: identifies the weights/dtype ``keys``/``values`` were computed with.
+        extra: JSON-serialisable facts stored with the state (the video it watched, its captions, ...).
     """
 
     fingerprint: str
@@ -107,6 +108,7 @@ class BridgeState:
     keys: RowBuffer | None = None
     values: RowBuffer | None = None
     kv_token: tuple[Any, ...] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_segments(self) -> int:
@@ -143,8 +145,12 @@ class BridgeState:
             "version": _VERSION,
             "fingerprint": self.fingerprint,
             "segments": json.dumps([asdict(s) for s in self.segments]),
+            "extra": json.dumps(self.extra),
         }
-        save_file(tensors, os.fspath(path), metadata=metadata)
+        # Written to a temporary name then renamed, so an interrupted save never leaves a half file.
+        tmp = f"{os.fspath(path)}.tmp"
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, os.fspath(path))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> BridgeState:
@@ -160,7 +166,11 @@ class BridgeState:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise ModelError(f"{path}: no such bridge state file")
-        with safe_open(path, framework="pt", device=str(device)) as f:
+        try:
+            handle = safe_open(path, framework="pt", device=str(device))
+        except Exception as err:  # safetensors raises its own SafetensorError (not an OSError) on bad bytes
+            raise ModelError(f"{path}: not a safetensors file ({err.__class__.__name__})") from None
+        with handle as f:
             metadata = f.metadata() or {}
             if metadata.get("format") != _FORMAT:
                 raise ModelError(f"{path}: not a videollm bridge state file")
@@ -176,4 +186,5 @@ class BridgeState:
             memories=RowBuffer.from_tensor(tensors["memories"]) if "memories" in tensors else None,
             last_tokens=tensors.get("last_tokens"),
             segments=segments,
+            extra=json.loads(metadata.get("extra", "{}")),
         )
