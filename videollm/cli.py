@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 1 partial failure, 2 usage or fatal error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _quiet_libraries()
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
@@ -50,6 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("videollm: interrupted", file=sys.stderr)
         return 130
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal for our own output: no per-tensor loading bars or hub chatter from transformers."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules or importlib.util.find_spec("transformers") is not None:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def add_command(sub, name: str, func, **kwargs) -> argparse.ArgumentParser:

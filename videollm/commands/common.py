@@ -1,0 +1,61 @@
+"""Options shared by every command that runs a model: which model, device, dtype and sampling fps."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from videollm.errors import UsageError
+
+DEFAULT_MODEL = "embedded"
+DTYPE_CHOICES = ("float32", "bfloat16")
+
+
+def add_model_args(p: argparse.ArgumentParser, fps: bool = True) -> None:
+    """Add --model/--device/--dtype (and --fps) to a subcommand parser."""
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR_OR_PRESET",
+                   help=f"checkpoint directory (config.json + safetensors) or preset name (default: {DEFAULT_MODEL})")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--dtype", default="float32", choices=DTYPE_CHOICES,
+                   help="compute dtype of the vision encoder and LM (bfloat16 is ~2x faster on recent CPUs)")
+    if fps:
+        p.add_argument("--fps", type=positive_float, default=None,
+                       help="frames per second to sample (default: the model's setting, 2)")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def model_config(args: argparse.Namespace):
+    """The ``ModelConfig`` named by ``--model`` with ``--fps`` applied."""
+    from videollm.config import ModelConfig, preset_names
+
+    spec = args.model
+    path = Path(spec)
+    if path.is_dir():
+        cfg = ModelConfig.load(path)
+    elif spec in preset_names():
+        cfg = ModelConfig.preset(spec)
+    else:
+        raise UsageError(f"--model {spec}: no such checkpoint directory or preset "
+                         f"(presets: {', '.join(preset_names())})")
+    if getattr(args, "fps", None):
+        cfg.segmentation.fps = args.fps
+    return cfg
+
+
+def torch_device_dtype(args: argparse.Namespace):
+    """Validated (device, dtype) from --device/--dtype; CUDA requested without a GPU is a usage error."""
+    import torch
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is available on this machine")
+    return device, getattr(torch, args.dtype)

@@ -1,0 +1,104 @@
+"""The model configuration: one dataclass per component, composed, serialisable to ``config.json``.
+
+Named presets are JSON files in ``videollm/presets/`` (``tiny``, ``embedded``, ``videollamb-7b``), not code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from videollm.bridge import BridgeConfig
+from videollm.errors import ModelError, UsageError
+from videollm.lm import LMConfig
+from videollm.projector import ProjectorConfig
+from videollm.segmentation import SegmentationConfig
+from videollm.vision import VisionConfig
+
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model: vision tower, segmentation, bridge, projector, LM.
+
+    ``projector.in_dim`` must equal ``bridge.width``; ``projector.out_dim`` must equal the LM's hidden size (checked
+    when the LM is loaded, since only the LM's own config knows it).
+    """
+
+    vision: VisionConfig
+    bridge: BridgeConfig
+    projector: ProjectorConfig
+    lm: LMConfig
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        if self.projector.in_dim != self.bridge.width:
+            raise ModelError(f"projector in_dim {self.projector.in_dim} != bridge width {self.bridge.width}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "vision": self.vision.to_dict(),
+            "segmentation": self.segmentation.to_dict(),
+            "bridge": self.bridge.to_dict(),
+            "projector": self.projector.to_dict(),
+            "lm": self.lm.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        unknown = sorted(set(data) - {"name", "vision", "segmentation", "bridge", "projector", "lm"})
+        if unknown:
+            raise ModelError(f"unknown model config keys: {', '.join(unknown)}")
+        try:
+            return cls(
+                name=data.get("name", "custom"),
+                vision=VisionConfig.from_dict(data["vision"]),
+                segmentation=SegmentationConfig.from_dict(data.get("segmentation", {})),
+                bridge=BridgeConfig.from_dict(data["bridge"]),
+                projector=ProjectorConfig.from_dict(data["projector"]),
+                lm=LMConfig.from_dict(data["lm"]),
+            )
+        except KeyError as err:
+            raise ModelError(f"model config misses the section {err.args[0]!r}") from None
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` into ``directory`` (created if needed); returns its path."""
+        path = Path(directory) / CONFIG_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ModelConfig:
+        """Read a ``config.json`` file, or the one inside a checkpoint directory."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        if not path.is_file():
+            raise ModelError(f"{path}: no model config here")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelError(f"{path}: not a valid JSON config ({err.__class__.__name__})") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def preset(cls, name: str) -> ModelConfig:
+        """A named preset from ``videollm/presets/<name>.json``."""
+        path = resources.files("videollm").joinpath("presets", f"{name}.json")
+        if not path.is_file():
+            raise UsageError(f"no model preset named {name!r}; available: {', '.join(preset_names())}")
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets."""
+    folder = resources.files("videollm").joinpath("presets")
+    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))

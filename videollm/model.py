@@ -1,0 +1,229 @@
+"""The composed model: vision encoder → segmentation → memory bridge → projector → language model.
+
+Data flow and shapes (DESIGN.md §1)::
+
+    frames (N, H, W, 3) uint8 ──vision──► cls (N, Dv), patches (N, gh, gw, Dv)
+    patches ──pool──► tokens (N, P*P, Dv) ──segmentation(cls)──► segments [(L_k, P*P, Dv)]
+    segments ──bridge──► readout (R, W) ──projector──► visual (R, H) ──placeholders──► LM
+
+Two paths share the weights: ``forward`` (training, all segments of a batch of clips in parallel) and the
+streaming path (``MemoryBridge.step`` one segment at a time with an explicit ``BridgeState``), used through
+``videollm.memory``. Only the bridge and projector are trained; vision and LM are frozen and referenced by their
+configs in ``config.json`` (never copied into the checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from videollm.bridge import BridgeState, MemoryBridge, pad_segments, pool_patches, segments_from_ends
+from videollm.config import CONFIG_NAME, ModelConfig, preset_names
+from videollm.errors import ModelError, UsageError
+from videollm.projector import build_projector
+from videollm.segmentation import segment_ends
+
+WEIGHTS_NAME = "model.safetensors"
+
+
+class VideoLLM(nn.Module):
+    """Vision tower (frozen, optional), memory bridge, projector and LM (frozen) held together.
+
+    Args:
+        config: the composed model config.
+        lm: a Hugging Face causal LM (from ``videollm.lm.load_lm``).
+        tokenizer: its tokenizer (knows the placeholder token).
+        vision: a ``videollm.vision.VisionEncoder``, or None when features come precomputed (training, saved memory).
+    """
+
+    def __init__(self, config: ModelConfig, lm, tokenizer, vision=None) -> None:
+        super().__init__()
+        from videollm.lm import Processor
+
+        hidden = lm.config.hidden_size
+        if config.projector.out_dim != hidden:
+            raise ModelError(f"projector out_dim {config.projector.out_dim} != LM hidden size {hidden}")
+        if vision is not None and vision.hidden_size != config.bridge.vision_dim:
+            raise ModelError(f"vision width {vision.hidden_size} != bridge vision_dim {config.bridge.vision_dim}")
+        self.config = config
+        self.vision = vision
+        self.lm = lm
+        self.tokenizer = tokenizer
+        self.processor = Processor.from_config(tokenizer, config.lm)
+        param = next(lm.parameters())
+        self.bridge = MemoryBridge(config.bridge, device=param.device)
+        self.projector = build_projector(config.projector, device=param.device)
+        for p in self.lm.parameters():
+            p.requires_grad_(False)
+
+    # ------------------------------------------------------------------ construction and checkpoints
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike | ModelConfig, device: str | torch.device = "cpu",
+                        dtype: torch.dtype = torch.float32, load_vision: bool = True) -> VideoLLM:
+        """Build a model from a checkpoint directory, a preset name or a config.
+
+        A checkpoint directory holds ``config.json`` and ``model.safetensors`` (bridge + projector weights). A preset
+        or a bare config gives freshly initialised bridge and projector.
+
+        Args:
+            source: checkpoint directory, preset name, or ``ModelConfig``.
+            device: where every part goes (the library never picks a GPU by itself).
+            dtype: dtype of the frozen vision encoder and LM (the bridge and projector stay float32).
+            load_vision: False skips the vision tower (features precomputed or a saved memory is used).
+        """
+        from videollm.lm import load_lm
+        from videollm.vision import build_vision_encoder
+
+        weights = None
+        if isinstance(source, ModelConfig):
+            config = source
+        elif Path(source).is_dir():
+            config = ModelConfig.load(source)
+            weights = Path(source) / WEIGHTS_NAME
+            if not weights.is_file():
+                raise ModelError(f"{source}: checkpoint has config.json but no {WEIGHTS_NAME}")
+        elif str(source) in preset_names():
+            config = ModelConfig.preset(str(source))
+        else:
+            raise ModelError(f"{source}: no such checkpoint directory or preset ({', '.join(preset_names())})")
+        lm, tokenizer = load_lm(config.lm, device=device, dtype=dtype)
+        vision = build_vision_encoder(config.vision, device=device, dtype=dtype) if load_vision else None
+        model = cls(config, lm, tokenizer, vision)
+        if weights is not None:
+            model.load_trained(weights)
+        return model.eval()
+
+    def trained_state_dict(self) -> dict[str, Tensor]:
+        """Only what the project trains: bridge and projector parameters (the frozen parts are referenced)."""
+        state = {f"bridge.{k}": v for k, v in self.bridge.state_dict().items()}
+        state.update({f"projector.{k}": v for k, v in self.projector.state_dict().items()})
+        return state
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (trained parts only) into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save(directory)
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.trained_state_dict().items()}
+        tmp = directory / (WEIGHTS_NAME + ".tmp")
+        save_file(tensors, str(tmp), metadata={"format": "videollm", "config": CONFIG_NAME})
+        os.replace(tmp, directory / WEIGHTS_NAME)
+        return directory
+
+    def load_trained(self, path: str | os.PathLike) -> None:
+        """Load bridge + projector weights from a safetensors file (strict: every key must match)."""
+        try:
+            tensors = load_file(str(path))
+        except (OSError, ValueError) as err:
+            raise ModelError(f"{path}: cannot read weights ({err.__class__.__name__})") from None
+        for prefix, module in (("bridge.", self.bridge), ("projector.", self.projector)):
+            part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            missing, unexpected = module.load_state_dict(part, strict=False)
+            if missing or unexpected:
+                raise ModelError(f"{path}: {prefix.rstrip('.')} weights do not match the config "
+                                 f"(missing {len(missing)}, unexpected {len(unexpected)})")
+
+    # ------------------------------------------------------------------ frames → segments
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.projector.parameters()).device
+
+    @torch.inference_mode()
+    def encode_frames(self, frames) -> tuple[Tensor, Tensor]:
+        """Encode decoded frames once.
+
+        Args:
+            frames: (N, H, W, 3) uint8 RGB.
+
+        Returns:
+            cls (N, Dv) float32 and pooled tokens (N, P*P, Dv) float32.
+        """
+        if self.vision is None:
+            raise ModelError("this model was loaded without a vision encoder (load_vision=False)")
+        out = self.vision.encode(frames)
+        return out.cls.float(), pool_patches(out.patches.float(), self.config.bridge.pool)
+
+    def split(self, cls: Tensor, tokens: Tensor) -> tuple[list[int], list[Tensor]]:
+        """Segment one clip: end indices and per-segment tokens (each subsampled to at most F frames).
+
+        Args:
+            cls: (N, Dv) per-frame CLS features.
+            tokens: (N, P*P, Dv) pooled patch tokens.
+        """
+        ends = segment_ends(cls, self.config.segmentation)
+        return ends, segments_from_ends(tokens, ends, self.config.bridge.max_frames_per_segment)
+
+    # ------------------------------------------------------------------ visual tokens
+
+    def visual_tokens(self, clips: Sequence[Sequence[Tensor]]) -> tuple[Tensor, Tensor]:
+        """Parallel path: the projected readout of each clip.
+
+        Args:
+            clips: B clips, each a list of segments (L_k, P*P, Dv).
+
+        Returns:
+            visual (B, R, H) and mask (B, R) (True where a clip has a readout token; readouts are left-aligned).
+        """
+        tokens, frame_mask = pad_segments(clips, self.config.bridge.max_frames_per_segment)
+        out = self.bridge(tokens.to(self.device), frame_mask.to(self.device))
+        return self.projector(out.readout), out.readout_mask
+
+    def project_state(self, state: BridgeState) -> Tensor:
+        """Streaming path: the projected readout of a bridge state, (R, H)."""
+        with torch.no_grad():
+            return self.projector(self.bridge.readout(state).to(self.device))
+
+    def forward(self, clips: Sequence[Sequence[Tensor]], batch: Mapping[str, Tensor]) -> Tensor:
+        """Training loss of a batch.
+
+        Args:
+            clips: B clips of segments (see ``visual_tokens``).
+            batch: ``input_ids``, ``attention_mask``, ``labels`` (B, T) from ``Processor.build_training_example`` +
+                ``collate``; each example holds exactly as many placeholders as its clip's readout has tokens.
+
+        Returns:
+            Mean next-token cross-entropy over answer tokens (scalar).
+        """
+        from videollm.lm import lm_loss, scatter_visual
+
+        visual, mask = self.visual_tokens(clips)  # (B, R, H), (B, R)
+        input_ids = batch["input_ids"].to(self.device)
+        embeds = self.lm.get_input_embeddings()(input_ids)  # (B, T, H)
+        embeds = scatter_visual(embeds, input_ids, visual[mask], self.processor.placeholder_id)
+        return lm_loss(self.lm, embeds, batch["attention_mask"].to(self.device), batch["labels"].to(self.device))
+
+    def num_visual_tokens(self, segment_lengths: Sequence[int]) -> int:
+        """How many placeholders a clip with these segment lengths (frames) needs."""
+        return self.bridge.num_readout_tokens(len(segment_lengths), list(segment_lengths))
+
+    # ------------------------------------------------------------------ language
+
+    def chat(self, visual: Tensor | None, history: Sequence[Mapping[str, str]], question: str,
+             max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
+             stop: Sequence[str] = (), seed: int | None = None) -> Iterator[str]:
+        """Answer ``question`` about ``visual`` (R, H) tokens given the dialog ``history``; yields text pieces."""
+        from videollm.lm import chat
+
+        if max_new_tokens < 1:
+            raise UsageError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        return chat(self.lm, self.processor, history, question, visual=visual, max_new_tokens=max_new_tokens,
+                    temperature=temperature, top_p=top_p, stop=stop, seed=seed)
+
+    @torch.no_grad()
+    def score(self, visual: Tensor | None, question: str, candidates: Sequence[str]) -> Tensor:
+        """Mean log-likelihood of each candidate answer to ``question`` about ``visual`` (multiple choice)."""
+        from videollm.lm import embed_with_visual, score_candidates
+
+        content = question if visual is None else f"{self.processor.markers[0]}\n{question}"
+        enc = self.processor.encode_prompt([{"role": "user", "content": content}],
+                                           0 if visual is None else visual.shape[0])
+        ids = enc["input_ids"].unsqueeze(0).to(self.device)
+        embeds = embed_with_visual(self.lm, ids, visual, self.processor.placeholder_id)
+        return score_candidates(self.lm, self.tokenizer, embeds, list(candidates))

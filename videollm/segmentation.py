@@ -1,0 +1,85 @@
+"""How the frame stream is cut into segments before the bridge: SceneTiling (default) or uniform chunks.
+
+The uniform mode is the ablation of the published model's segmentation (same downstream code path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from videollm.errors import UsageError
+
+MODES = ("scenetiling", "uniform")
+
+
+@dataclass
+class SegmentationConfig:
+    """Sampling rate and segmentation rule.
+
+    Attributes:
+        fps: frames per second sampled from the video before encoding.
+        mode: "scenetiling" (DESIGN §2) or "uniform" (fixed-length chunks, an ablation).
+        alpha: SceneTiling threshold: cut where depth > mean + alpha * std (larger alpha, fewer cuts).
+        max_cuts: keep at most this many deepest cuts (published 15); None for no limit.
+        top_k: if set, keep exactly the k deepest cuts instead of thresholding.
+        min_len: minimum segment length in frames (1 = the published rule, no minimum).
+        uniform_len: frames per segment in uniform mode.
+    """
+
+    fps: float = 2.0
+    mode: str = "scenetiling"
+    alpha: float = 0.5
+    max_cuts: int | None = 15
+    top_k: int | None = None
+    min_len: int = 1
+    uniform_len: int = 8
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"segmentation mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not self.fps > 0:
+            raise UsageError(f"sampling fps must be > 0, got {self.fps!r}")
+        if self.min_len < 1 or self.uniform_len < 1:
+            raise UsageError("min_len and uniform_len must be >= 1")
+        if self.max_cuts is not None and self.max_cuts < 0:
+            raise UsageError(f"max_cuts must be >= 0 or None, got {self.max_cuts!r}")
+        self.fps = float(self.fps)
+        self.alpha = float(self.alpha)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SegmentationConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise UsageError(f"unknown segmentation config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+def segment_ends(cls_features, cfg: SegmentationConfig) -> list[int]:
+    """Frame index of the last frame of each segment for one clip.
+
+    Args:
+        cls_features: (T, D) per-frame features (the encoder's penultimate-layer CLS).
+        cfg: segmentation settings.
+
+    Returns:
+        Ascending end indices; the last is always T-1; [] when T == 0.
+    """
+    num_frames = int(cls_features.shape[0])
+    if cfg.mode == "uniform":
+        if num_frames == 0:
+            return []
+        ends = np.arange(cfg.uniform_len - 1, num_frames, cfg.uniform_len)
+        return sorted(set(ends.tolist()) | {num_frames - 1})
+    import scenetiling
+
+    max_cuts = cfg.max_cuts if cfg.max_cuts is not None else num_frames
+    return scenetiling.segment_ends(cls_features, alpha=cfg.alpha, max_cuts=max_cuts,
+                                    top_k=cfg.top_k, min_len=cfg.min_len)
