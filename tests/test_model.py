@@ -1,0 +1,184 @@
+"""The composed model on the ``tiny`` preset: parallel vs streaming paths, checkpoints, persisted memory, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from videollm.config import ModelConfig
+from videollm.errors import ModelError
+from videollm.memory import build_memory, load_memory, save_memory, watch
+from videollm.model import VideoLLM
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data/samples/world/video/video_000000.mp4"
+
+
+@pytest.fixture(scope="module")
+def model() -> VideoLLM:
+    torch.manual_seed(0)
+    return VideoLLM.from_pretrained("tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def features(model: VideoLLM):
+    from videollm.io import open_video
+
+    with open_video(SAMPLE) as reader:
+        batch = reader.sample_uniform(24)
+    cls, tokens = model.encode_frames(batch.frames)
+    return cls, tokens
+
+
+def _with_config(model: VideoLLM, **bridge) -> VideoLLM:
+    cfg = ModelConfig.from_dict(model.config.to_dict())
+    cfg.bridge = dataclasses.replace(cfg.bridge, **bridge)
+    other = VideoLLM(cfg, model.lm, model.tokenizer, model.vision)
+    return other.eval()
+
+
+def test_encode_shapes(model: VideoLLM, features) -> None:
+    cls, tokens = features
+    assert cls.shape == (24, 384) and cls.dtype == torch.float32
+    assert tokens.shape == (24, model.config.bridge.pool ** 2, 384)
+
+
+@pytest.mark.parametrize("readout", ["last_segment", "all_memories", "memory", "all_memories_last_segment"])
+def test_streaming_steps_equal_parallel_forward(model: VideoLLM, features, readout: str) -> None:
+    m = _with_config(model, readout=readout)
+    ends, segments = m.split(*features)
+    assert ends[-1] == 23 and len(segments) == len(ends)
+    with torch.no_grad():
+        visual, mask = m.visual_tokens([segments])  # (1, R, H)
+    state = None
+    for seg in segments:
+        state = m.bridge.step(seg, state)
+    streamed = m.project_state(state)
+    assert mask.sum() == streamed.shape[0] == m.num_visual_tokens([s.shape[0] for s in segments])
+    torch.testing.assert_close(visual[0][mask[0]], streamed, atol=1e-5, rtol=1e-5)
+
+
+def test_gradients_reach_bridge_and_projector_only(model: VideoLLM, features) -> None:
+    m = _with_config(model, dropout=0.0)
+    m.train()
+    _, segments = m.split(*features)
+    n = m.num_visual_tokens([s.shape[0] for s in segments])
+    example = m.processor.build_training_example(
+        [{"role": "user", "content": "<video>\nDescribe the video."}, {"role": "assistant", "content": "a red star"}], n)
+    loss = m([segments], m.processor.collate([example]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.projector.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.bridge.parameters())
+    assert all(p.grad is None for p in m.lm.parameters())
+    assert all(p.grad is None for p in m.vision.parameters())
+
+
+def test_placeholder_count_mismatch_raises(model: VideoLLM, features) -> None:
+    _, segments = model.split(*features)
+    n = model.num_visual_tokens([s.shape[0] for s in segments])
+    example = model.processor.build_training_example(
+        [{"role": "user", "content": "<video>\nhi"}, {"role": "assistant", "content": "red"}], n + 1)
+    with pytest.raises(ModelError, match="visual tokens"):
+        model([segments], model.processor.collate([example]))
+
+
+def test_save_load_roundtrip_gives_identical_outputs(model: VideoLLM, features, tmp_path: Path) -> None:
+    with torch.no_grad():
+        for p in model.bridge.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    model.save_pretrained(tmp_path / "ckpt")
+    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert files == ["config.json", "model.safetensors"]
+    size = (tmp_path / "ckpt" / "model.safetensors").stat().st_size
+    trained = sum(v.numel() * v.element_size() for v in model.trained_state_dict().values())
+    assert size < trained + 64 * 1024  # only bridge + projector: frozen parts are referenced, not copied
+    loaded = VideoLLM.from_pretrained(tmp_path / "ckpt")
+    _, segments = model.split(*features)
+    with torch.no_grad():
+        a, _ = model.visual_tokens([segments])
+        b, _ = loaded.visual_tokens([segments])
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_persisted_memory_answers_without_video(model: VideoLLM, tmp_path: Path) -> None:
+    state = build_memory(model, SAMPLE)
+    assert state.extra["video"] == str(SAMPLE) and state.num_segments >= 2
+    path = tmp_path / "video.memory.safetensors"
+    save_memory(state, path)
+    loaded = load_memory(path, model)
+    assert [dataclasses.astuple(s) for s in loaded.segments] == [dataclasses.astuple(s) for s in state.segments]
+    torch.testing.assert_close(model.project_state(loaded), model.project_state(state))
+    first = "".join(model.chat(model.project_state(state), [], "What happens?", max_new_tokens=8))
+    again = "".join(model.chat(model.project_state(loaded), [], "What happens?", max_new_tokens=8))
+    assert first == again
+
+
+def test_memory_from_another_config_is_refused(model: VideoLLM, tmp_path: Path) -> None:
+    state = build_memory(model, SAMPLE)
+    save_memory(state, tmp_path / "m.safetensors")
+    other = _with_config(model, memory_tokens=8)
+    with pytest.raises(ModelError, match="different model configuration"):
+        load_memory(tmp_path / "m.safetensors", other)
+
+
+def test_streaming_watch_matches_offline_scene_count(model: VideoLLM) -> None:
+    from videollm.io import open_video
+
+    offline = build_memory(model, SAMPLE)
+    with open_video(SAMPLE) as reader:
+        events = list(watch(model, reader.iter_fps(2.0, batch_size=4)))
+    assert [e.index for e in events] == list(range(len(events)))
+    assert events[-1].state.num_segments == len(events)
+    spans = [(e.start, e.end) for e in events]
+    assert all(a < b for a, b in spans) and all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1))
+    assert abs(len(events) - offline.num_segments) <= 1
+
+
+def test_uniform_segmentation_switch(model: VideoLLM, features) -> None:
+    cfg = ModelConfig.from_dict(model.config.to_dict())
+    cfg.segmentation.mode = "uniform"
+    m = VideoLLM(cfg, model.lm, model.tokenizer, model.vision)
+    ends, _ = m.split(*features)
+    assert ends == [3, 7, 11, 15, 19, 23]
+
+
+def test_no_memory_switch_makes_segments_independent(model: VideoLLM, features) -> None:
+    m = _with_config(model, use_memory=False, readout="memory")
+    _, segments = m.split(*features)
+    with torch.no_grad():
+        alone, _ = m.visual_tokens([segments[-1:]])
+        after, _ = m.visual_tokens([segments])
+    torch.testing.assert_close(alone, after, atol=1e-5, rtol=1e-5)
+
+
+def test_projector_lm_width_mismatch_is_a_clear_error(model: VideoLLM) -> None:
+    cfg = ModelConfig.from_dict(model.config.to_dict())
+    cfg.projector = dataclasses.replace(cfg.projector, out_dim=65)
+    with pytest.raises(ModelError, match="LM hidden size"):
+        VideoLLM(cfg, model.lm, model.tokenizer, model.vision)
+
+
+def test_loading_opens_no_network_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    VideoLLM.from_pretrained("tiny")
+
+
+def test_preset_configs_roundtrip(tmp_path: Path) -> None:
+    from videollm.config import preset_names
+
+    assert {"tiny", "embedded", "videollamb-7b"} <= set(preset_names())
+    for name in preset_names():
+        cfg = ModelConfig.preset(name)
+        cfg.save(tmp_path / name)
+        assert ModelConfig.load(tmp_path / name).to_dict() == cfg.to_dict()
+    big = ModelConfig.preset("videollamb-7b").bridge
+    assert (big.width, big.heads, big.ffn, big.memory_tokens, big.pool, big.max_frames_per_segment) == \
+        (1024, 8, 4096, 32, 12, 8)
