@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import importlib.util
 import os
 import sys
@@ -69,7 +70,7 @@ def _quiet_libraries() -> None:
 
 def add_command(sub, name: str, func, **kwargs) -> argparse.ArgumentParser:
     """Add subcommand ``name`` whose help is ``func``'s docstring; returns its parser for options."""
-    doc = (func.__doc__ or "").strip()
+    doc = inspect.cleandoc(func.__doc__ or "")
     summary = doc.splitlines()[0] if doc else ""
     p = sub.add_parser(name, help=summary, description=doc,
                        formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
