@@ -1,26 +1,20 @@
 """SceneTiling benchmark: vectorised rule vs the published nested loops (same run, same machine).
 
-Run: ``python benchmarks/scenetiling.py [--threads 1]``. Prints one table; every ratio is measured in this run.
+Run: ``python benchmarks/scenetiling_speed.py [--threads 1]``. Prints one table; every ratio is measured in this run.
 Checks that both give identical boundaries on every case before timing them.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from collections.abc import Callable
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the scenetiling package.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import scenetiling  # noqa: E402
-from scenetiling.reference import (  # noqa: E402
+import scenetiling
+from scenetiling.reference import (
     boundaries_reference,
     depth_scores_reference,
     segment_ends_reference,
