@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-SAMPLE ?= data/samples/sample_0.mp4
+SAMPLE ?= data/samples/world/video/video_000000.mp4
 # Extras for the test environment: the web app, LoRA training, benchmarks' PySceneDetect.
 TEST_EXTRAS := test,app,train,bench
 

@@ -1,18 +1,22 @@
 """Video memory: watching a video (offline or as a stream) into a ``BridgeState``, and persisting it.
 
-``build_memory`` reads a whole file: frames are decoded and encoded batch by batch, SceneTiling runs over all CLS
-features (the published offline rule), then the bridge steps once per scene. ``watch`` is the streaming path:
-each frame is encoded once, the online segmenter confirms scene ends as they happen, the bridge steps once per scene
-and the caller gets a ``SceneEvent`` right away. Its work and memory per frame do not grow with the stream: only the
-current scene's pooled tokens are buffered.
+``scan`` reads a whole file: frames are decoded and encoded batch by batch, SceneTiling runs over all CLS features
+(the published offline rule), then the bridge steps once per scene and the caller gets a ``SceneEvent`` after each
+step; ``build_memory`` runs it to the end. ``watch`` is the streaming path: each frame is encoded once, the online
+segmenter confirms scene ends as they happen, the bridge steps once per scene and the caller gets a ``SceneEvent``
+right away. Its work and memory per frame do not grow with the stream: only the current scene's pooled tokens are
+buffered, and a scene that never ends is closed after ``max_scene_seconds``.
 
-A saved memory (``save_memory``) is one safetensors file: the bridge state (memory, cache, segment table) plus the
-video's facts and captions in the header, so later questions need no decoding and no vision compute.
+A saved memory (``save_memory``) is one safetensors file, by convention ``<name>.memory.safetensors``: the bridge
+state (memory, cache, segment table) plus the video's facts and captions in the header, so later questions need
+no decoding and no vision compute. ``is_memory_file`` tells a memory from a video by its content, not its name.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,6 +28,16 @@ from videollm.bridge import BridgeState
 from videollm.errors import ModelError, VideoError
 from videollm.io import FrameBatch
 
+#: File name ending of saved memories (``video.mp4`` → ``video.memory.safetensors``).
+MEMORY_SUFFIX = ".memory.safetensors"
+#: The ``format`` entry of a saved bridge state's safetensors header (see ``videollm.bridge.state``).
+_STATE_FORMAT = "videollm.bridge_state"
+#: Sampled frames the online segmenter waits after a candidate cut before judging it (see ``benchmarks/streaming.py``
+#: for the F1 / latency trade-off this value was chosen from).
+DEFAULT_LAG = 4
+#: A scene longer than this is closed anyway, so a stream that never cuts still runs in flat memory.
+DEFAULT_MAX_SCENE_SECONDS = 60.0
+
 
 @dataclass
 class SceneEvent:
@@ -33,8 +47,11 @@ class SceneEvent:
         index: scene number from 0.
         start, end: seconds in the source.
         start_frame, end_frame: source frame indices (inclusive).
-        latency: seconds from the moment the frame that confirmed the scene end was decoded to this event.
+        latency: seconds from the moment the frame that confirmed the scene end was decoded to this event
+            (offline: the duration of this scene's bridge step).
         state: the bridge state after this scene (shared, updated in place by later scenes).
+        confirmed: stream time in seconds of the frame whose arrival confirmed the scene end (``end`` offline); the
+            stream-time delay of the cut is ``confirmed - end``.
     """
 
     index: int
@@ -44,10 +61,93 @@ class SceneEvent:
     end_frame: int
     latency: float
     state: BridgeState
+    confirmed: float = 0.0
+
+
+@dataclass
+class EncodedVideo:
+    """Every sampled frame of a video, encoded once.
+
+    Attributes:
+        cls: (N, Dv) per-frame CLS features.
+        tokens: (N, P*P, Dv) pooled patch tokens.
+        indices: (N,) source frame indices.
+        times: (N,) presentation times in seconds.
+        duration: the video's duration in seconds.
+    """
+
+    cls: torch.Tensor
+    tokens: torch.Tensor
+    indices: np.ndarray
+    times: np.ndarray
+    duration: float
 
 
 def _cut_time(times: np.ndarray, end: int) -> float:
     return float(0.5 * (times[end] + times[end + 1])) if end + 1 < len(times) else float(times[end])
+
+
+def encode_video(model, video: str | os.PathLike, progress: bool = False) -> EncodedVideo:
+    """Decode a video file at the model's sampling fps and encode every sampled frame once.
+
+    Args:
+        model: a ``VideoLLM`` with a vision encoder.
+        video: path of the video.
+        progress: show a progress bar over frames on stderr.
+
+    Raises:
+        VideoError: the file cannot be opened or yields no frame.
+    """
+    from tqdm import tqdm
+
+    from videollm.io import open_video
+
+    fps = model.config.segmentation.fps
+    cls_parts, token_parts, index_parts, time_parts = [], [], [], []
+    with open_video(video) as reader:
+        meta = reader.meta
+        bar = tqdm(total=max(1, int(meta.duration * min(fps, meta.fps)) + 1), unit="frame",
+                   desc=os.path.basename(str(video)), disable=not progress, leave=False)
+        for batch in reader.iter_fps(fps, batch_size=16):
+            cls, tokens = model.encode_frames(batch.frames)  # (B, Dv), (B, P*P, Dv)
+            cls_parts.append(cls)
+            token_parts.append(tokens)
+            index_parts.append(batch.indices)
+            time_parts.append(batch.times)
+            bar.update(len(batch.times))
+        bar.close()
+    if not cls_parts:
+        raise VideoError(video, "no frame could be sampled")
+    return EncodedVideo(torch.cat(cls_parts), torch.cat(token_parts), np.concatenate(index_parts),
+                        np.concatenate(time_parts), float(meta.duration))
+
+
+def scan(model, video: str | os.PathLike, progress: bool = False) -> Iterator[SceneEvent]:
+    """Offline path: encode the whole file, segment it with SceneTiling, then step the bridge one scene at a time.
+
+    Args:
+        model: a ``VideoLLM`` with a vision encoder.
+        video: path of the video.
+        progress: show a progress bar over frames on stderr while encoding.
+
+    Yields:
+        A ``SceneEvent`` right after each scene's bridge step (its ``state`` is the memory up to that scene; after
+        the last event ``state.extra`` holds the video path, duration and sampling fps).
+    """
+    enc = encode_video(model, video, progress)
+    times, indices = enc.times, enc.indices
+    ends, segments = model.split(enc.cls, enc.tokens)
+    state = model.bridge.init_state()
+    state.extra.update(video=str(video), duration=enc.duration, fps=model.config.segmentation.fps)
+    start, first = 0.0, 0
+    for k, (end, segment) in enumerate(zip(ends, segments)):
+        t0 = time.perf_counter()
+        stop = _cut_time(times, end) if end + 1 < len(times) else max(enc.duration, float(times[end]))
+        model.bridge.step(segment.to(model.device), state, start_time=start, end_time=stop,
+                          start_frame=int(indices[first]), end_frame=int(indices[end]))
+        yield SceneEvent(k, start, stop, int(indices[first]), int(indices[end]), time.perf_counter() - t0,
+                         state, confirmed=stop)
+        start, first = stop, end + 1
 
 
 def build_memory(model, video: str | os.PathLike, progress: bool = False) -> BridgeState:
@@ -62,63 +162,42 @@ def build_memory(model, video: str | os.PathLike, progress: bool = False) -> Bri
         The bridge state after the last scene; ``state.extra`` holds the video path, duration, sampling fps
         and the scene spans in seconds.
     """
-    from tqdm import tqdm
-
-    from videollm.io import open_video
-
-    cfg = model.config.segmentation
-    cls_parts, token_parts, index_parts, time_parts = [], [], [], []
-    with open_video(video) as reader:
-        meta = reader.meta
-        bar = tqdm(total=max(1, int(meta.duration * min(cfg.fps, meta.fps)) + 1), unit="frame",
-                   desc=os.path.basename(str(video)), disable=not progress, leave=False)
-        for batch in reader.iter_fps(cfg.fps, batch_size=16):
-            cls, tokens = model.encode_frames(batch.frames)  # (B, Dv), (B, P*P, Dv)
-            cls_parts.append(cls)
-            token_parts.append(tokens)
-            index_parts.append(batch.indices)
-            time_parts.append(batch.times)
-            bar.update(len(batch.times))
-        bar.close()
-    if not cls_parts:
-        raise VideoError(video, "no frame could be sampled")
-    cls, tokens = torch.cat(cls_parts), torch.cat(token_parts)
-    indices, times = np.concatenate(index_parts), np.concatenate(time_parts)
-    ends, segments = model.split(cls, tokens)
-    state = model.bridge.init_state()
-    start, first = 0.0, 0
-    for end, segment in zip(ends, segments):
-        stop = _cut_time(times, end) if end + 1 < len(times) else max(float(meta.duration), float(times[end]))
-        state = model.bridge.step(segment.to(model.device), state, start_time=start, end_time=stop,
-                                  start_frame=int(indices[first]), end_frame=int(indices[end]))
-        start, first = stop, end + 1
-    state.extra.update(video=str(video), duration=float(meta.duration), fps=cfg.fps)
+    state = None
+    for event in scan(model, video, progress):
+        state = event.state
+    if state is None:
+        raise VideoError(video, "no scene could be formed")
     return state
 
 
-def watch(model, batches: Iterable[FrameBatch], state: BridgeState | None = None,
-          segmenter=None) -> Iterator[SceneEvent]:
+def watch(model, batches: Iterable[FrameBatch], state: BridgeState | None = None, segmenter=None,
+          lag: int = DEFAULT_LAG, max_scene_seconds: float = DEFAULT_MAX_SCENE_SECONDS) -> Iterator[SceneEvent]:
     """Streaming path: encode each frame once, close scenes online, step the bridge once per scene.
 
     Args:
         model: a ``VideoLLM`` with a vision encoder.
         batches: decoded frames in stream order (``open_source`` or ``VideoReader.iter_fps``).
         state: a memory to continue (None starts empty).
-        segmenter: a ``scenetiling.StreamingSceneTiler`` (default: one with the model's alpha); with the
-            model's segmentation mode "uniform", scenes are closed every ``uniform_len`` frames instead.
+        segmenter: a ``scenetiling.StreamingSceneTiler`` (default: one with the model's alpha and ``lag``); with
+            the model's segmentation mode "uniform", scenes are closed every ``uniform_len`` frames instead.
+        lag: sampled frames the default segmenter waits before judging a candidate cut (smaller: captions
+            sooner after a cut; larger: the threshold statistics include more of what follows the cut).
+        max_scene_seconds: a scene still open after this long is closed anyway (keeps memory flat).
 
     Yields:
         A ``SceneEvent`` per closed scene, the last one when the stream ends.
     """
     import scenetiling
+    from videollm.bridge import segment_frame_indices
 
     seg_cfg = model.config.segmentation
     uniform = seg_cfg.mode == "uniform"
     if segmenter is None and not uniform:
-        segmenter = scenetiling.StreamingSceneTiler(alpha=seg_cfg.alpha)
+        segmenter = scenetiling.StreamingSceneTiler(alpha=seg_cfg.alpha, lag=lag)
+    max_frames = max(2, int(round(max_scene_seconds * seg_cfg.fps)))
     state = state if state is not None else model.bridge.init_state()
-    # Buffer of the current (unclosed) scene: stream position → (source index, time, pooled tokens).
-    buf_pos: list[int] = []
+    # The current (unclosed) scene. Stream positions are consecutive, so position p sits at p - buf_first.
+    buf_first = 0
     buf_idx: list[int] = []
     buf_time: list[float] = []
     buf_tok: list[torch.Tensor] = []
@@ -126,50 +205,55 @@ def watch(model, batches: Iterable[FrameBatch], state: BridgeState | None = None
     start_time = state.segments[-1].end_time if state.segments else 0.0
     scene_no = state.num_segments
 
-    def close(end_pos: int, end_time: float, t0: float) -> SceneEvent:
-        nonlocal start_time, scene_no
-        k = buf_pos.index(end_pos) + 1
-        tokens = torch.stack(buf_tok[:k])  # (L, P*P, Dv)
-        from videollm.bridge import segment_frame_indices
-
+    def close(k: int, end_time: float, t0: float, confirmed: float) -> SceneEvent:
+        """Fold the first ``k`` buffered frames into the memory as one scene."""
+        nonlocal start_time, scene_no, buf_first
         keep = segment_frame_indices(0, k - 1, model.config.bridge.max_frames_per_segment)
-        model.bridge.step(tokens[keep].to(model.device), state, start_time=start_time, end_time=end_time,
+        tokens = torch.stack([buf_tok[i] for i in keep.tolist()])  # (L, P*P, Dv)
+        model.bridge.step(tokens.to(model.device), state, start_time=start_time, end_time=end_time,
                           start_frame=buf_idx[0], end_frame=buf_idx[k - 1])
         event = SceneEvent(scene_no, start_time, end_time, buf_idx[0], buf_idx[k - 1],
-                           time.perf_counter() - t0, state)
-        del buf_pos[:k], buf_idx[:k], buf_time[:k], buf_tok[:k]
+                           time.perf_counter() - t0, state, confirmed)
+        del buf_idx[:k], buf_time[:k], buf_tok[:k]
+        buf_first += k
         start_time, scene_no = end_time, scene_no + 1
         return event
+
+    def midpoint(i: int) -> float:
+        # The online rule confirms an end only after later frames arrived, so the next frame's time is normally
+        # known; a uniform chunk closes on its own last frame.
+        nxt = buf_time[i + 1] if i + 1 < len(buf_time) else buf_time[i] + 1.0 / seg_cfg.fps
+        return 0.5 * (buf_time[i] + nxt)
 
     last_time = start_time
     for batch in batches:
         t0 = time.perf_counter()
-        cls, tokens = model.encode_frames(batch.frames)
+        cls, tokens = model.encode_frames(batch.frames)  # (B, Dv), (B, P*P, Dv)
         for j in range(len(batch.times)):
-            buf_pos.append(pos)
             buf_idx.append(int(batch.indices[j]))
             buf_time.append(float(batch.times[j]))
             buf_tok.append(tokens[j])
             last_time = float(batch.times[j])
             if uniform:
-                ends = [pos] if len(buf_pos) == seg_cfg.uniform_len else []
+                ends = [pos] if len(buf_idx) == seg_cfg.uniform_len else []
             else:
                 ends = segmenter.push(cls[j])
             pos += 1
             for end in ends:
-                i = buf_pos.index(end)
-                # The online rule confirms an end only after later frames arrived, so the next frame's time is
-                # normally known; a uniform chunk closes on its own last frame.
-                nxt = buf_time[i + 1] if i + 1 < len(buf_time) else buf_time[i] + 1.0 / seg_cfg.fps
-                yield close(end, 0.5 * (buf_time[i] + nxt), t0)
-    if buf_pos:
+                i = end - buf_first
+                if 0 <= i < len(buf_idx):  # a cut inside a scene already closed for length is moot
+                    yield close(i + 1, midpoint(i), t0, last_time)
+            if len(buf_idx) >= max_frames:
+                yield close(len(buf_idx), midpoint(len(buf_idx) - 1), t0, last_time)
+    if buf_idx:
         # The stream ended: judge the cuts still waiting, then close the final scene at the last frame.
         final_ends = segmenter.flush() if segmenter is not None else []
         t0 = time.perf_counter()
-        for end in [e for e in final_ends if e in buf_pos and e != buf_pos[-1]]:
-            i = buf_pos.index(end)
-            yield close(end, 0.5 * (buf_time[i] + buf_time[i + 1]), t0)
-        yield close(buf_pos[-1], last_time + 0.5 / seg_cfg.fps, t0)
+        for end in final_ends:
+            i = end - buf_first
+            if 0 <= i < len(buf_idx) - 1:
+                yield close(i + 1, midpoint(i), t0, last_time)
+        yield close(len(buf_idx), last_time + 0.5 / seg_cfg.fps, t0, last_time)
 
 
 def save_memory(state: BridgeState, path: str | os.PathLike) -> None:
@@ -183,3 +267,29 @@ def load_memory(path: str | os.PathLike, model=None) -> BridgeState:
     if model is not None and state.fingerprint != model.config.bridge.fingerprint():
         raise ModelError(f"{path}: this memory was made by a different model configuration")
     return state
+
+
+def is_memory_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a saved video memory, judged by content (safetensors header format), not by name.
+
+    A safetensors file starts with an 8-byte little-endian header length and a JSON header; a saved memory's
+    header metadata names the bridge-state format. Reads only the header.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return False
+            (size,) = struct.unpack("<Q", head)
+            if not 2 <= size <= min(100_000_000, os.fstat(f.fileno()).st_size - 8):
+                return False
+            header = f.read(size)
+    except OSError:
+        return False
+    if not header.startswith(b"{"):
+        return False
+    try:
+        meta = json.loads(header).get("__metadata__") or {}
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+    return meta.get("format") == _STATE_FORMAT
