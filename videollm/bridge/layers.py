@@ -1,7 +1,8 @@
 """Building blocks of the memory bridge: fp32 LayerNorm, post-LN attention block, BERT-style layer, retriever.
 
-All attention goes through ``F.scaled_dot_product_attention``; its fused CPU and GPU kernels keep the softmax
-statistics in fp32 even for bf16 inputs, and ``FP32LayerNorm`` does the same for the norms, so the blocks can run
+Attention goes through ``F.scaled_dot_product_attention``, or, on a GPU with Triton (``VIDEOLLM_KERNELS``, see
+``videollm_kernels``), through the project's flash-attention kernel when no mask or dropout is involved. Both keep
+the softmax statistics in fp32 even for bf16 inputs, and ``FP32LayerNorm`` does the same for the norms, so the blocks can run
 under ``torch.autocast`` without losing precision where it matters.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from videollm_kernels import flash_attention, use_triton
 
 
 class FP32LayerNorm(nn.LayerNorm):
@@ -82,9 +84,12 @@ class AttentionBlock(nn.Module):
         b, nq, w = x.shape
         q = self._split(self.q_proj(x))  # (B, H, Nq, hd)
         k, v = self._split(keys), self._split(values)  # (B, H, Nk, hd)
-        mask = key_mask[:, None, None, :] if key_mask is not None else None  # (B, 1, 1, Nk)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0)  # (B, H, Nq, hd)
+        dropout = self.attn_dropout if self.training else 0.0
+        if key_mask is None and dropout == 0.0 and use_triton(q, k, v):
+            out = flash_attention(q, k, v)  # (B, H, Nq, hd), the Triton kernel (GPU, or forced)
+        else:
+            mask = key_mask[:, None, None, :] if key_mask is not None else None  # (B, 1, 1, Nk)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, H, Nq, hd)
         out = out.transpose(1, 2).reshape(b, nq, w)  # (B, Nq, W)
         return self.norm(x + self.dropout(self.out_proj(out)))
 
