@@ -20,7 +20,7 @@ from videollm import __version__
 from videollm.errors import VideollmError
 
 # Order is the order shown by --help.
-COMMANDS = ("scenes", "world")
+COMMANDS = ("scenes", "caption", "stream", "ask", "chat", "world", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from videollm.batch import MEMORY_SUFFIX
 from videollm.bridge import BridgeState
 from videollm.errors import ModelError, VideoError
 from videollm.io import FrameBatch
 
-#: File name ending of saved memories (``video.mp4`` → ``video.memory.safetensors``).
-MEMORY_SUFFIX = ".memory.safetensors"
 #: The ``format`` entry of a saved bridge state's safetensors header (see ``videollm.bridge.state``).
 _STATE_FORMAT = "videollm.bridge_state"
 #: Sampled frames the online segmenter waits after a candidate cut before judging it (see ``benchmarks/streaming.py``

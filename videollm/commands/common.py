@@ -68,3 +68,28 @@ def torch_device_dtype(args: argparse.Namespace):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA GPU is available on this machine")
     return device, getattr(torch, args.dtype)
+
+
+def load_model(args: argparse.Namespace, load_vision: bool = True, device=None):
+    """The ``VideoLLM`` named by --model on --device/--dtype, with --fps applied.
+
+    Args:
+        args: parsed options from ``add_model_args``.
+        load_vision: False skips the vision tower (answering from a saved memory needs none).
+        device: overrides --device (e.g. one GPU per process under ``accelerate launch``).
+
+    Raises:
+        UsageError: --model names neither a checkpoint directory nor a preset, or --device is unavailable.
+    """
+    from videollm.config import preset_names
+    from videollm.model import VideoLLM
+
+    spec = str(default_model_path()) if args.model == DEFAULT_MODEL else args.model
+    if not Path(spec).is_dir() and spec not in preset_names():
+        raise UsageError(f"--model {spec}: no such checkpoint directory or preset "
+                         f"(presets: {', '.join(preset_names())})")
+    default_device, dtype = torch_device_dtype(args)
+    model = VideoLLM.from_pretrained(spec, device=device or default_device, dtype=dtype, load_vision=load_vision)
+    if getattr(args, "fps", None):
+        model.config.segmentation.fps = args.fps
+    return model
