@@ -26,6 +26,7 @@ class SceneResult:
         scenes: (start, end) seconds per scene; contiguous, from 0 to ``duration``. A cut is placed half-way between
             the last frame of one scene and the first sampled frame of the next.
         cls: (T, D) the features SceneTiling ran on (kept for plotting).
+        alpha: the threshold weight the cuts were chosen with (drawn by ``plot``).
     """
 
     video: str
@@ -35,6 +36,7 @@ class SceneResult:
     ends: list[int]
     scenes: list[tuple[float, float]]
     cls: torch.Tensor
+    alpha: float = 0.5
 
     def to_json(self) -> dict:
         return {"video": self.video, "duration": round(self.duration, 3), "fps": self.fps,
@@ -43,7 +45,7 @@ class SceneResult:
     def plot(self, path: str | os.PathLike) -> None:
         import scenetiling
 
-        scenetiling.plot(self.cls, self.ends, path, times=self.times)
+        scenetiling.plot(self.cls, self.ends, path, times=self.times, alpha=self.alpha)
 
 
 def scene_spans(times: np.ndarray, ends: list[int], duration: float) -> list[tuple[float, float]]:
@@ -90,7 +92,7 @@ def find_scenes(path: str, vision_cfg, seg_cfg: SegmentationConfig, device="cpu"
                                "scene detection needs at least 2 (raise --fps)")
     ends = segment_ends(feats.cls, seg_cfg)
     return SceneResult(str(path), float(meta.duration), seg_cfg.fps, feats.times, ends,
-                       scene_spans(feats.times, ends, float(meta.duration)), feats.cls)
+                       scene_spans(feats.times, ends, float(meta.duration)), feats.cls, seg_cfg.alpha)
 
 
 def _tick(batches, bar):

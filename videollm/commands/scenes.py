@@ -2,26 +2,63 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
+from pathlib import Path
 
 from videollm.cli import add_command
 from videollm.commands.common import add_model_args, model_config, torch_device_dtype
+from videollm.errors import UsageError
 
 
 def register(sub) -> None:
     p = add_command(sub, "scenes", scenes)
     p.add_argument("video", help="video file")
     add_model_args(p)
-    p.add_argument("--alpha", type=float, default=None, help="cut where depth > mean + alpha*std (default 0.5)")
-    p.add_argument("--max-cuts", type=int, default=None, help="keep at most this many deepest cuts (default 15)")
-    p.add_argument("--top-k", type=int, default=None, help="keep exactly the k deepest cuts instead")
-    p.add_argument("--min-len", type=int, default=None, help="minimum scene length in sampled frames (default 1)")
+    p.add_argument("--alpha", type=finite_float, default=None,
+                   help="cut where depth > mean + alpha*std (default 0.5)")
+    p.add_argument("--max-cuts", type=non_negative_int, default=None,
+                   help="keep at most this many deepest cuts (default 15)")
+    p.add_argument("--top-k", type=non_negative_int, default=None, help="keep exactly the k deepest cuts instead")
+    p.add_argument("--min-len", type=positive_int, default=None,
+                   help="minimum scene length in sampled frames (default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--plot", metavar="FILE.png", help="write the similarity/depth curve with the cuts")
 
 
-def scenes(args) -> int:
+def finite_float(text: str) -> float:
+    """argparse type: any finite float (nan and inf are rejected)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def scenes(args: argparse.Namespace) -> int:
     """Split a video into scenes with SceneTiling and print their time spans.
 
     Frames are sampled at --fps, encoded once by the model's vision encoder (penultimate-layer CLS), and cut where
@@ -30,6 +67,11 @@ def scenes(args) -> int:
     """
     from videollm.scenes import find_scenes
 
+    # --fps is shared with other commands and its parser lets infinity through; sampling needs a finite rate.
+    if args.fps is not None and not math.isfinite(args.fps):
+        raise UsageError(f"--fps must be a finite number, got {args.fps}")
+    if args.plot:
+        _check_plot_path(args.plot)
     cfg = model_config(args)
     seg = cfg.segmentation
     for name in ("alpha", "max_cuts", "top_k", "min_len"):
@@ -40,7 +82,10 @@ def scenes(args) -> int:
     device, dtype = torch_device_dtype(args)
     result = find_scenes(args.video, cfg.vision, seg, device=device, dtype=dtype, progress=not args.json)
     if args.plot:
-        result.plot(args.plot)
+        try:
+            result.plot(args.plot)
+        except OSError as err:
+            raise UsageError(f"--plot {args.plot}: cannot write ({err.strerror or err})") from None
     if args.json:
         json.dump(result.to_json(), sys.stdout)
         sys.stdout.write("\n")
@@ -49,3 +94,12 @@ def scenes(args) -> int:
         for k, (start, end) in enumerate(result.scenes, 1):
             print(f"  scene {k:3d}  {start:8.2f} – {end:8.2f} s")
     return 0
+
+
+def _check_plot_path(path: str) -> None:
+    """Fail before any decoding when the plot could not be written anyway."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"--plot {path}: is a directory")
+    if not target.parent.is_dir():
+        raise UsageError(f"--plot {path}: folder {target.parent} does not exist")

@@ -1,0 +1,217 @@
+"""``videollm scenes`` end to end through ``videollm.cli.main``: JSON schema, cuts on a synthetic-world sample with
+known cut times, ``--plot``, and bad input (each a one-line ``videollm: error:`` naming the file, exit code 2).
+
+Only two tests run the real DINOv2 encoder (on a shipped 12-second sample); bad input fails before any model loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videollm.cli import main
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples" / "world"
+SAMPLE = SAMPLES / "video" / "video_000001.mp4"  # 3 scenes, hard cuts at 4.75 s and 7.0 s
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def json_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, str, Path]:
+    """One ``videollm scenes SAMPLE --json --plot F.png`` run shared by the tests that read its output."""
+    plot = tmp_path_factory.mktemp("scenes") / "curve.png"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["scenes", str(SAMPLE), "--json", "--plot", str(plot)])
+    return code, out.getvalue(), err.getvalue(), plot
+
+
+@pytest.fixture(scope="module")
+def truth() -> dict:
+    return json.loads(SAMPLE.with_suffix(".json").read_text())
+
+
+def test_json_output_schema(json_run: tuple[int, str, str, Path], truth: dict) -> None:
+    code, out, err, _ = json_run
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 1
+    data = json.loads(lines[0])
+    assert set(data) == {"video", "duration", "fps", "scenes"}
+    assert data["video"] == str(SAMPLE)
+    assert data["duration"] == pytest.approx(truth["duration"], abs=1e-3)
+    assert data["fps"] == 2.0
+    scenes = data["scenes"]
+    assert len(scenes) >= 1
+    assert all(set(s) == {"start", "end"} and s["start"] < s["end"] for s in scenes)
+    assert scenes[0]["start"] == 0.0
+    assert scenes[-1]["end"] == pytest.approx(data["duration"], abs=1e-3)
+    assert all(a["end"] == b["start"] for a, b in itertools.pairwise(scenes))
+
+
+def test_cuts_match_ground_truth(json_run: tuple[int, str, str, Path], truth: dict) -> None:
+    code, out, err, _ = json_run
+    assert code == 0, err
+    cuts = [s["start"] for s in json.loads(out)["scenes"][1:]]
+    expected = truth["cut_times"]
+    assert len(expected) == 2
+    # One predicted cut per true cut, each within 1 s (sampling at 2 fps places a cut to +-0.25 s).
+    assert len(cuts) == len(expected), (cuts, expected)
+    assert all(abs(c - t) <= 1.0 for c, t in zip(sorted(cuts), sorted(expected), strict=True)), (cuts, expected)
+
+
+def test_plot_writes_png(json_run: tuple[int, str, str, Path]) -> None:
+    code, _, err, plot = json_run
+    assert code == 0, err
+    data = plot.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk comes first
+    assert width >= 200 and height >= 100
+
+
+def test_table_output_fps_and_max_cuts(capsys: pytest.CaptureFixture[str], truth: dict) -> None:
+    # 1 fps halves the encoding time of this second model run.
+    code = main(["scenes", str(SAMPLE), "--fps", "1", "--max-cuts", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.splitlines()
+    assert lines[0] == f"{SAMPLE}: 2 scenes, 11.62 s, sampled at 1 fps"
+    assert len(lines) == 3
+    # With one cut allowed, the deepest one survives: the first hard cut (the strongest change in the sample).
+    first_end = float(lines[1].split()[-2])
+    assert abs(first_end - truth["cut_times"][0]) <= 1.0
+
+
+# ------------------------------------------------------------------------------------------------- bad input
+
+
+def _empty(tmp: Path, make_video: Callable[..., Path]) -> Path:
+    path = tmp / "empty.mp4"
+    path.write_bytes(b"")
+    return path
+
+
+def _truncated(tmp: Path, make_video: Callable[..., Path]) -> Path:
+    # faststart puts the frame index first, so the cut-off file still opens and declares frames it lacks.
+    full = make_video(tmp / "full.mp4", n_frames=40, fps=10, pattern="noise",
+                      container_options={"movflags": "faststart"})
+    path = tmp / "truncated.mp4"
+    data = full.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _truncated_no_index(tmp: Path, make_video: Callable[..., Path]) -> Path:
+    full = make_video(tmp / "full.mp4", n_frames=40, fps=10, pattern="noise")
+    path = tmp / "cut_short.mp4"
+    data = full.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _random_bytes(tmp: Path, make_video: Callable[..., Path]) -> Path:
+    path = tmp / "random.mp4"
+    path.write_bytes(np.random.default_rng(0).bytes(50_000))
+    return path
+
+
+def _audio_only(tmp: Path, make_video: Callable[..., Path]) -> Path:
+    import av
+
+    path = tmp / "audio.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        for i in range(16):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            frame.pts = i * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def _directory(tmp: Path, make_video: Callable[..., Path]) -> Path:
+    path = tmp / "clips.mp4"
+    path.mkdir()
+    return path
+
+
+def _missing(tmp: Path, make_video: Callable[..., Path]) -> Path:
+    return tmp / "missing.mp4"
+
+
+def _one_frame(tmp: Path, make_video: Callable[..., Path]) -> Path:
+    return make_video(tmp / "one.mp4", n_frames=1, fps=10)
+
+
+def _huge_frames(tmp: Path, make_video: Callable[..., Path]) -> Path:
+    # 8200 px wide is over the reader's 8192 px limit; 16 px high keeps the file tiny and quick to write.
+    return make_video(tmp / "wide.mp4", n_frames=2, fps=10, size=(8200, 16), pattern="gradient")
+
+
+BAD_INPUTS = {
+    "empty": (_empty, "empty"),
+    "truncated": (_truncated, "truncated"),
+    "truncated-no-index": (_truncated_no_index, None),
+    "random-bytes": (_random_bytes, None),
+    "audio-only": (_audio_only, "no video stream"),
+    "directory": (_directory, "directory"),
+    "missing": (_missing, "no such file"),
+    "one-frame": (_one_frame, "1 frame"),
+    "huge-frames": (_huge_frames, "8200x16"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_line_error(case: str, tmp_path: Path, video_factory: Callable[..., Path],
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    make, reason = BAD_INPUTS[case]
+    path = make(tmp_path, video_factory)
+    code = main(["scenes", str(path), "--json"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("videollm: error: ")
+    assert str(path) in lines[0]
+    assert "Traceback" not in captured.err
+    if reason is not None:
+        assert reason in lines[0]
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--fps", "-1"], ["--fps", "0"], ["--fps", "two"], ["--alpha", "nan"], ["--max-cuts", "-1"],
+     ["--top-k", "-1"], ["--min-len", "0"]],
+    ids=lambda o: " ".join(o),
+)
+def test_invalid_option_value_exits_2(option: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["scenes", str(SAMPLE), *option])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option[0]}" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("option", [["--fps", "inf"], ["--plot", "no/such/folder/curve.png"]], ids=["fps-inf", "plot"])
+def test_unusable_option_is_one_line_error(option: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = main(["scenes", str(SAMPLE), *option])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"videollm: error: {option[0]}")
+    assert captured.out == ""
