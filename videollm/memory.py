@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from videollm.batch import MEMORY_SUFFIX
+from videollm.batch import MEMORY_SUFFIX  # noqa: F401  (re-exported: the memory file naming convention)
 from videollm.bridge import BridgeState
 from videollm.errors import ModelError, VideoError
 from videollm.io import FrameBatch

@@ -1,0 +1,24 @@
+"""The videollm web app (Gradio): video chat, live scene captions, image chat, planning and About.
+
+The ``app/`` folder installs as ``videollm_app`` (the name ``app`` is taken on PyPI)::
+
+    from videollm.model import VideoLLM
+    from videollm_app import build_demo, launch
+
+    demo = build_demo(VideoLLM.from_pretrained("tiny"))
+    launch(demo, host="127.0.0.1", port=7860)
+
+``videollm serve`` does the same with the default model.
+"""
+
+import os
+
+# Gradio reads this when it is imported and at launch; the app must never phone home.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+from .samples import Samples, find_samples
+from .server import launch, offline_environment
+from .settings import AppLimits
+from .ui import ChatSession, build_demo
+
+__all__ = ["AppLimits", "ChatSession", "Samples", "build_demo", "find_samples", "launch", "offline_environment"]

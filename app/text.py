@@ -1,0 +1,61 @@
+"""Words and styles of the app: the header, the About panel and the CSS (kept apart from the wiring in ``ui``)."""
+
+from __future__ import annotations
+
+HEADER = """
+<div class="vl-header">
+  <h1>videollm</h1>
+  <p>Long-video understanding with SceneTiling and recurrent memory bridges, running on this machine.
+  Upload a video or click an example: scenes are found, captioned one by one, and remembered, so follow-up
+  questions cost no re-watching.</p>
+</div>
+"""
+
+ABOUT = """
+### What this is
+
+**videollm** splits a video into scenes with **SceneTiling** (cuts where consecutive frames stop looking alike),
+carries a small **recurrent memory** from scene to scene through a memory bridge, and hands that memory to a language
+model through a projector. Each frame is decoded and encoded once; the memory of a video can be saved and loaded again,
+so questions about an already watched video need no vision compute.
+
+### What the embedded model knows — honestly
+
+The model this server runs by default is small and offline: DINOv2 ViT-S/14 sees, SmolLM2-135M-Instruct speaks, and
+the bridge and projector between them were trained only on the project's **synthetic video world**: flat, gradient,
+noise or photo backgrounds with coloured shapes (circle, square, star, ring, …) that move left, right, up, down,
+spin, grow, bounce or stay still, with hard cuts and fades between scenes. It can describe and answer questions about
+*that* world. On real footage it will still find scenes (SceneTiling needs no training), but its captions and answers
+will be about shapes and colours, not about people, places or actions. Treat its words as a demonstration of the
+machinery, not as an assistant.
+
+{model_line}
+
+### Full-size checkpoints
+
+The same code loads larger models from a local directory (``config.json`` + ``model.safetensors``, plus the vision
+and language models it names):
+
+```
+videollm serve --model /path/to/checkpoint            # a trained checkpoint directory
+videollm serve --model videollamb-7b --device cuda     # the published-size preset (needs its weights locally)
+```
+
+### Privacy and limits
+
+Everything runs on this machine: no analytics, no requests to other hosts, uploads stay in the app's own temporary
+folder. Uploads are limited to **{max_upload_mb} MB** and **{max_video_seconds:.0f} s** of video; requests run
+{concurrency} at a time and wait in a queue of {queue_size}.
+"""
+
+CSS = """
+.vl-header h1 {margin: 0 0 .25rem 0; font-size: 1.9rem; letter-spacing: -.02em;}
+.vl-header p {margin: 0; opacity: .8; max-width: 60rem;}
+.vl-timeline {display: flex; width: 100%; height: 30px; border-radius: 8px; overflow: hidden; gap: 2px;}
+.vl-timeline.vl-empty {align-items: center; justify-content: center; opacity: .6; height: 30px;
+                       border: 1px dashed #9ca3af;}
+.vl-block {display: flex; align-items: center; justify-content: center; color: white; font-size: .8rem;
+           font-weight: 600; min-width: 4px; cursor: default;}
+.vl-axis {display: flex; justify-content: space-between; font-size: .75rem; opacity: .7; margin-top: 2px;}
+.vl-status {min-height: 1.5rem;}
+"""

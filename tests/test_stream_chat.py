@@ -1,0 +1,177 @@
+"""``videollm stream`` / ``ask`` / ``chat`` and the shared captioning API on the tiny preset."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from videollm import captioning
+from videollm.cli import main
+from videollm.commands import common
+from videollm.memory import is_memory_file, load_memory, save_memory
+from videollm.model import VideoLLM
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--model", "tiny", "--max-new-tokens", "2"]
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[VideoLLM]:
+    # One thread: these models are tiny, and extra threads only contend on a busy 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield VideoLLM.from_pretrained("tiny").eval()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def world_clip(tmp_path_factory) -> tuple[Path, list[float]]:
+    """A synthetic-world video with three long scenes and hard cuts, and its ground-truth cut times."""
+    from videollm.world.generate import generate
+    from videollm.world.spec import WorldConfig
+
+    out = tmp_path_factory.mktemp("world")
+    config = WorldConfig(width=112, height=112, fps=4.0, scenes=(3, 3), scene_seconds=(8.0, 10.0), fade_prob=0.0)
+    (path,) = [p for p in generate(out, 1, seed=5, config=config, start=1) if str(p).endswith(".mp4")]
+    truth = json.loads(path.with_suffix(".json").read_text())
+    return path, truth["cut_times"]
+
+
+@pytest.fixture
+def loads(model: VideoLLM, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Commands get the loaded tiny model; records each load's load_vision (and hands out no vision when False)."""
+    calls: list[bool] = []
+    bare = VideoLLM(model.config, model.lm, model.tokenizer, None).eval()
+    bare.bridge, bare.projector = model.bridge, model.projector
+
+    def load(args, load_vision=True, device=None):
+        calls.append(load_vision)
+        return model if load_vision else bare
+
+    monkeypatch.setattr(common, "load_model", load)
+    return calls
+
+
+def test_stream_prints_one_caption_per_ground_truth_scene(loads, world_clip, tmp_path, capsys) -> None:
+    path, cuts = world_clip
+    memory = tmp_path / "clip.memory.safetensors"
+    assert main(["stream", str(path), "--save-memory", str(memory), *TINY]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == len(cuts) + 1
+    assert all(set(r) == {"start", "end", "caption", "latency"} and r["latency"] >= 0 for r in rows)
+    for row, cut in zip(rows, cuts):
+        assert abs(row["end"] - cut) <= 0.75  # one 2 fps sample either side
+    assert [r["start"] for r in rows[1:]] == [r["end"] for r in rows[:-1]]
+    state = load_memory(memory)
+    assert state.num_segments == len(rows) and [c["end"] for c in state.extra["captions"]] == [r["end"] for r in rows]
+
+
+def test_stream_captions_api_encodes_each_frame_once(model, world_clip, monkeypatch) -> None:
+    path, cuts = world_clip
+    encoded = []
+    real = model.encode_frames
+    monkeypatch.setattr(model, "encode_frames", lambda frames: encoded.append(len(frames)) or real(frames))
+    session = captioning.stream_captions(model, path, max_new_tokens=2)
+    scenes = session.run()
+    from videollm.io import open_video
+
+    with open_video(path) as reader:
+        sampled = sum(len(b) for b in reader.iter_fps(model.config.segmentation.fps, batch_size=64))
+    assert sum(encoded) == sampled
+    assert session.finished and session.state.num_segments == len(scenes) == len(cuts) + 1
+    assert [s.index for s in scenes] == list(range(len(scenes)))
+
+
+def test_caption_video_session_keeps_memory_and_summarizes(model, world_clip) -> None:
+    path, cuts = world_clip
+    session = captioning.caption_video(model, path, max_new_tokens=2)
+    first = next(session)
+    assert first.index == 0 and session.state.num_segments == 1  # the memory grows scene by scene
+    rest = list(session)
+    assert session.state.num_segments == 1 + len(rest) and session.state.extra["video"] == str(path)
+    summary = list(captioning.summarize(model, session.state, max_new_tokens=3))
+    assert all(isinstance(p, str) for p in summary)
+
+
+def test_ask_and_chat_from_saved_memory_never_touch_the_video(model, loads, world_clip, tmp_path, capsys,
+                                                              monkeypatch) -> None:
+    video = tmp_path / "gone.mp4"
+    shutil.copy(world_clip[0], video)
+    memory = tmp_path / "gone.memory.safetensors"
+    save_memory(captioning.open_memory(model, video), memory)
+    video.unlink()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a frame was decoded")
+
+    monkeypatch.setattr("videollm.io.open_video", no_decoding)
+    monkeypatch.setattr("videollm.io.open_source", no_decoding)
+    assert main(["ask", str(memory), "What is in the video?", *TINY]) == 0
+    assert loads == [False]  # no vision tower at all
+
+    histories, answers = [], []
+    real_ask = captioning.ask
+
+    def recording_ask(model, state, question, history=(), **kwargs):
+        histories.append([dict(m) for m in history])
+        answers.append("")
+        for piece in real_ask(model, state, question, history, **kwargs):
+            answers[-1] += piece
+            yield piece
+
+    monkeypatch.setattr(captioning, "ask", recording_ask)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("first question\n\nsecond question\n/exit\nnever asked\n"))
+    capsys.readouterr()
+    assert main(["chat", str(memory), *TINY]) == 0
+    assert loads == [False, False]
+    assert len(histories) == 2 and histories[0] == []
+    assert [m["role"] for m in histories[1]] == ["user", "assistant"]
+    assert histories[1][0]["content"] == "first question"
+    assert histories[1][1]["content"] == answers[0]
+    assert capsys.readouterr().out == f"{answers[0]}\n{answers[1]}\n"  # each answer streamed, then a newline
+
+
+def test_memory_is_detected_by_content_not_name(model, world_clip, tmp_path) -> None:
+    state = captioning.open_memory(model, world_clip[0])
+    disguised = tmp_path / "looks_like.mp4"
+    save_memory(state, disguised)
+    assert is_memory_file(disguised)
+    assert not is_memory_file(world_clip[0])
+    fake = tmp_path / "video.memory.safetensors"
+    shutil.copy(world_clip[0], fake)
+    assert not is_memory_file(fake)
+    assert captioning.open_memory(model, disguised).num_segments == state.num_segments
+
+
+def test_ctrl_c_ends_the_stream_cleanly_and_saves_memory(world_clip, tmp_path) -> None:
+    path, _ = world_clip
+    memory = tmp_path / "live.memory.safetensors"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "videollm", "stream", str(path), "--realtime",
+                             "--save-memory", str(memory), *TINY], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    started = ""
+    while "streaming" not in started:
+        line = proc.stderr.readline()
+        assert line, "stream exited before it started"
+        started = line
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows and rows[-1]["end"] < 8.0  # stopped well before the 26 s clip ended
+    assert "Traceback" not in err and "saved" in err
+    assert load_memory(memory).num_segments == len(rows)

@@ -1,0 +1,292 @@
+"""Captions, summaries and questions over a video memory: the generator API the CLI and the app consume.
+
+Everything here is a generator or an iterator; nothing prints. The names below are the shared API::
+
+    session = caption_video(model, "clip.mp4")          # offline SceneTiling over the whole file
+    for scene in session:                               # SceneCaption, one per scene, as soon as it is ready
+        ...
+    text = "".join(summarize(model, session.state))     # whole-video summary (SUMMARY prompt)
+    for piece in ask(model, session.state, "What colour is the star?", history=[]):
+        ...                                             # answer streamed token by token
+    session.save_memory("clip.memory.safetensors")      # later questions need no decoding at all
+
+    live = stream_captions(model, "rtsp://camera/1")    # online SceneTiling, each frame decoded/encoded once
+    for scene in live:                                  # ends when the stream ends or after live.stop()
+        ...
+
+``caption_video`` and ``stream_captions`` both return a ``VideoSession``: an iterator of ``SceneCaption`` that also
+holds the memory built so far (``session.state``) and every caption (``session.captions``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from videollm.bridge import BridgeState
+from videollm.io import FrameBatch
+from videollm.prompts import CAPTION, SUMMARY
+
+#: Caption length bound: the synthetic world's captions are 10-25 tokens.
+CAPTION_TOKENS = 32
+SUMMARY_TOKENS = 96
+ANSWER_TOKENS = 128
+
+
+@dataclass
+class SceneCaption:
+    """The caption of one scene.
+
+    Attributes:
+        video: the video path or stream source.
+        index: scene number from 0.
+        start, end: scene span in seconds.
+        caption: the generated caption (whitespace collapsed to single spaces; may be empty).
+        latency: seconds from the scene end being known (streaming: the frame confirming the cut was decoded;
+            offline: the scene's bridge step began) to the caption being ready.
+    """
+
+    video: str
+    index: int
+    start: float
+    end: float
+    caption: str
+    latency: float
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (times rounded to milliseconds)."""
+        out = asdict(self)
+        for key in ("start", "end", "latency"):
+            out[key] = round(out[key], 3)
+        return out
+
+
+def clean_caption(text: str) -> str:
+    """One line of text: whitespace runs (newlines included) become single spaces, ends stripped."""
+    return " ".join(text.split())
+
+
+def generate_caption(model, state: BridgeState, prompt: str = CAPTION, max_new_tokens: int = CAPTION_TOKENS) -> str:
+    """Caption the scene just folded into ``state`` from the readout right after its bridge step.
+
+    Args:
+        model: a ``VideoLLM``.
+        state: the memory after the scene's step.
+        prompt: the instruction (default ``prompts.CAPTION``, the one the embedded model is trained with).
+        max_new_tokens: generation bound.
+
+    Returns:
+        The caption, cleaned by ``clean_caption``.
+    """
+    visual = model.project_state(state)  # (R, H)
+    return clean_caption("".join(model.chat(visual, [], prompt, max_new_tokens=max_new_tokens)))
+
+
+class VideoSession:
+    """Iterator of ``SceneCaption`` over one video or stream that keeps the memory it builds.
+
+    Created by ``caption_video`` and ``stream_captions``. While iterating, ``state`` is the memory up to the
+    last captioned scene; when the iteration ends it covers the whole video (or the part of the stream seen).
+    Each caption is also recorded in ``state.extra["captions"]`` so a saved memory carries its captions.
+
+    Attributes:
+        video: the video path or stream source.
+        state: the bridge state (None before the first scene).
+        captions: every ``SceneCaption`` produced so far.
+        finished: True once the iteration has ended.
+    """
+
+    def __init__(self, model, video: str, events: Iterator, prompt: str, max_new_tokens: int,
+                 stop_event: threading.Event | None = None, state: BridgeState | None = None) -> None:
+        self.model = model
+        self.video = video
+        self.state: BridgeState | None = state
+        self.captions: list[SceneCaption] = []
+        self.finished = False
+        self._events = events
+        self._prompt = prompt
+        self._max_new_tokens = max_new_tokens
+        self._stop = stop_event if stop_event is not None else threading.Event()
+
+    def __iter__(self) -> VideoSession:
+        return self
+
+    def __next__(self) -> SceneCaption:
+        try:
+            event = next(self._events)
+        except StopIteration:
+            self.finished = True
+            raise
+        t0 = time.perf_counter()
+        text = generate_caption(self.model, event.state, self._prompt, self._max_new_tokens)
+        # Latency counts the bridge step (event.latency) and the caption, from when the cut was known.
+        scene = SceneCaption(self.video, event.index, event.start, event.end, text,
+                             event.latency + (time.perf_counter() - t0))
+        self.state = event.state
+        extra = self.state.extra
+        extra.setdefault("video", self.video)
+        extra["duration"] = max(float(extra.get("duration", 0.0)), scene.end)
+        extra.setdefault("captions", []).append(
+            {"start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption})
+        self.captions.append(scene)
+        return scene
+
+    def stop(self) -> None:
+        """Ask a stream to end: no new frame is read; the open scene is closed and captioned, then iteration ends.
+
+        Safe to call from another thread or a signal handler.
+        """
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop`` was called."""
+        return self._stop.is_set()
+
+    def run(self) -> list[SceneCaption]:
+        """Iterate to the end; returns every caption."""
+        for _ in self:
+            pass
+        return self.captions
+
+    def save_memory(self, path: str | os.PathLike) -> None:
+        """Save the memory built so far (with its captions) to a safetensors file, atomically."""
+        from videollm.errors import UsageError
+        from videollm.memory import save_memory
+
+        if self.state is None:
+            raise UsageError(f"{self.video}: no scene was watched yet, nothing to save")
+        save_memory(self.state, path)
+
+
+def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new_tokens: int = CAPTION_TOKENS,
+                  progress: bool = False) -> VideoSession:
+    """Caption every scene of a video file (offline SceneTiling over the whole file).
+
+    Frames are decoded and encoded once; the bridge then steps one scene at a time and each scene is captioned
+    from the readout right after its step. Decoding errors surface at the first ``next``.
+
+    Args:
+        model: a ``VideoLLM`` with a vision encoder.
+        path: the video file.
+        prompt: caption instruction (default ``prompts.CAPTION``).
+        max_new_tokens: bound per caption.
+        progress: show a progress bar over frames on stderr while encoding.
+
+    Returns:
+        A ``VideoSession``: iterate it for ``SceneCaption`` items; afterwards ``session.state`` is the memory of
+        the whole video (``state.extra``: video, duration, fps, captions).
+    """
+    from videollm.memory import scan
+
+    return VideoSession(model, str(path), scan(model, path, progress), prompt, max_new_tokens)
+
+
+def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch], realtime: bool = False,
+                    prompt: str = CAPTION, state: BridgeState | None = None, lag: int | None = None,
+                    max_new_tokens: int = CAPTION_TOKENS, batch_size: int | None = None) -> VideoSession:
+    """Caption a stream scene by scene as it plays (online SceneTiling, built on ``memory.watch``).
+
+    Each frame is decoded and encoded once; when the online segmenter confirms a cut the finished scene goes
+    through the bridge and is captioned at once. Memory and per-frame work stay flat however long the stream runs.
+
+    Args:
+        model: a ``VideoLLM`` with a vision encoder.
+        source: a video file, a webcam index, an rtsp/http URL (see ``videollm.io.open_source``), or an iterable of
+            ``FrameBatch`` already sampled at the model's fps.
+        realtime: play a file at its own pace (live sources always run at theirs).
+        prompt: caption instruction (default ``prompts.CAPTION``).
+        state: a memory to continue (e.g. ``load_memory``), None to start empty.
+        lag: frames the online segmenter waits before judging a cut (default ``memory.DEFAULT_LAG``).
+        max_new_tokens: bound per caption.
+        batch_size: frames encoded together (default 1 in real time, for the lowest latency; else 8).
+
+    Returns:
+        A ``VideoSession``; ``session.stop()`` ends it cleanly (the open scene is still captioned).
+
+    Raises:
+        VideoError: the source cannot be opened (raised by this call).
+    """
+    from videollm.io import open_source
+    from videollm.memory import DEFAULT_LAG, watch
+
+    fps = model.config.segmentation.fps
+    if isinstance(source, (str, os.PathLike, int)):
+        batches = open_source(source, fps=fps, realtime=realtime, batch_size=batch_size or (1 if realtime else 8))
+        name = str(source)
+    else:
+        batches, name = iter(source), "<frames>"
+    stop = threading.Event()
+
+    def until_stopped() -> Iterator[FrameBatch]:
+        for batch in batches:
+            yield batch
+            if stop.is_set():
+                break
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # releases a webcam or network stream at once
+
+    events = watch(model, until_stopped(), state=state, lag=DEFAULT_LAG if lag is None else lag)
+    return VideoSession(model, name, events, prompt, max_new_tokens, stop_event=stop, state=state)
+
+
+def summarize(model, state: BridgeState, prompt: str = SUMMARY, max_new_tokens: int = SUMMARY_TOKENS,
+              **generate_kwargs: Any) -> Iterator[str]:
+    """Whole-video summary from the memory's readout, streamed.
+
+    Args:
+        model: a ``VideoLLM``.
+        state: the memory after the last scene.
+        prompt: instruction (default ``prompts.SUMMARY``).
+        max_new_tokens: generation bound.
+        **generate_kwargs: ``temperature``, ``top_p``, ``seed``, ``stop`` (see ``VideoLLM.chat``).
+
+    Returns:
+        Iterator of text pieces.
+    """
+    return model.chat(model.project_state(state), [], prompt, max_new_tokens=max_new_tokens, **generate_kwargs)
+
+
+def ask(model, state: BridgeState, question: str, history: Sequence[Mapping[str, str]] = (),
+        max_new_tokens: int = ANSWER_TOKENS, **generate_kwargs: Any) -> Iterator[str]:
+    """Answer a question about a watched video, streamed token by token (multi-turn).
+
+    Args:
+        model: a ``VideoLLM`` (no vision encoder is needed: the memory holds everything).
+        state: the video's memory (``caption_video``/``stream_captions`` session state, or ``load_memory``).
+        question: the new user message.
+        history: earlier turns as ``{"role": "user"|"assistant", "content": str}`` messages, oldest first; the
+            video is attached to the first user message.
+        max_new_tokens: generation bound.
+        **generate_kwargs: ``temperature``, ``top_p``, ``seed``, ``stop`` (see ``VideoLLM.chat``).
+
+    Returns:
+        Iterator of answer text pieces (arguments are checked at the call).
+    """
+    from videollm.errors import UsageError
+
+    for message in history:
+        if message.get("role") not in ("user", "assistant") or not isinstance(message.get("content"), str):
+            raise UsageError("history messages must be {'role': 'user'|'assistant', 'content': str}")
+    return model.chat(model.project_state(state), list(history), question, max_new_tokens=max_new_tokens,
+                      **generate_kwargs)
+
+
+def open_memory(model, path: str | os.PathLike, progress: bool = False) -> BridgeState:
+    """The memory of ``path``: loaded when it is a saved memory file (no decoding), else watched offline.
+
+    Args:
+        model: a ``VideoLLM``; it needs a vision encoder only when ``path`` is a video.
+        path: a video file or a file written by ``save_memory`` (told apart by content).
+        progress: progress bar while encoding a video.
+    """
+    from videollm.memory import build_memory, is_memory_file, load_memory
+
+    if is_memory_file(path):
+        return load_memory(path, model)
+    return build_memory(model, path, progress=progress)

@@ -1,0 +1,51 @@
+"""``videollm serve``: the Gradio web app on this machine."""
+
+from __future__ import annotations
+
+import argparse
+
+from videollm.cli import add_command
+from videollm.commands.common import DEFAULT_MODEL, add_model_args, default_model_path, torch_device_dtype
+from videollm.errors import UsageError
+
+
+def register(sub) -> None:
+    p = add_command(sub, "serve", serve)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0: the network)")
+    p.add_argument("--port", type=int, default=7860, help="TCP port (default 7860; 0 picks a free one)")
+    add_model_args(p, fps=False)
+    p.add_argument("--max-upload-mb", type=int, default=200, help="largest accepted upload in MB (default 200)")
+    p.add_argument("--max-video-seconds", type=float, default=600.0,
+                   help="longest accepted video in seconds (default 600)")
+    p.add_argument("--queue-size", type=int, default=16, help="requests that may wait in the queue (default 16)")
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve the web app: video chat, live scene captions, image chat, planning.
+
+    Everything runs on this machine: no analytics, no requests to other hosts, uploads kept in the app's own temp
+    folder. The default model is the shipped embedded checkpoint (it knows only the synthetic video world); pass
+    --model DIR for a full-size checkpoint. Open the printed URL in a browser; Ctrl-C stops the server.
+    """
+    import tempfile
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 0..65535, got {args.port}")
+    workdir = tempfile.mkdtemp(prefix="videollm-app-")
+    from videollm_app import AppLimits, build_demo, launch, offline_environment
+
+    offline_environment(workdir)
+    from videollm.model import VideoLLM
+
+    try:
+        limits = AppLimits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
+                           queue_size=args.queue_size)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    spec = str(default_model_path()) if args.model == DEFAULT_MODEL else args.model
+    device, dtype = torch_device_dtype(args)
+    model = VideoLLM.from_pretrained(spec, device=device, dtype=dtype)
+    demo = build_demo(model, limits=limits, model_name=spec, workdir=workdir)
+    launch(demo, host=args.host, port=args.port, block=True)
+    return 0

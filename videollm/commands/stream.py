@@ -1,0 +1,74 @@
+"""``videollm stream``: live scene captions from a file, webcam or network stream."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from videollm.cli import add_command
+from videollm.commands import common
+from videollm.errors import UsageError
+from videollm.prompts import CAPTION
+
+
+def register(sub) -> None:
+    p = add_command(sub, "stream", stream)
+    p.add_argument("source", help="video file, webcam index (0, 1, ...) or rtsp/rtmp/http(s) URL")
+    p.add_argument("--realtime", action="store_true", help="play a file at its own pace (live sources always do)")
+    p.add_argument("--save-memory", metavar="FILE",
+                   help="save the memory when the stream ends or on Ctrl-C (convention: NAME.memory.safetensors)")
+    # The default lives in videollm.memory (DEFAULT_LAG); importing it here would load torch for every --help.
+    p.add_argument("--lag", type=int, default=None,
+                   help="sampled frames to wait before confirming a cut (default: videollm.memory.DEFAULT_LAG, 4; "
+                        "more is steadier, fewer is faster)")
+    p.add_argument("--prompt", default=CAPTION, help=f"caption instruction (default {CAPTION!r})")
+    p.add_argument("--max-new-tokens", type=int, default=32, help="caption length bound in tokens (default 32)")
+    common.add_model_args(p)
+
+
+def stream(args: argparse.Namespace) -> int:
+    """Caption a stream scene by scene, as it plays.
+
+    Each frame is decoded and encoded once; when the online SceneTiling confirms a cut, the finished scene goes
+    through the memory bridge and its caption is printed at once as a JSON line
+    {"start", "end", "caption", "latency"} (seconds; latency counts from the cut being confirmed to the caption).
+    Memory and per-frame work stay flat however long the stream runs.
+
+    Ctrl-C ends cleanly: no new frame is read, the open scene is captioned, the memory is saved if --save-memory
+    was given, and the exit code is 0. A second Ctrl-C quits at once without saving.
+    """
+    from videollm.captioning import stream_captions
+
+    if args.lag is not None and args.lag < 0:
+        raise UsageError(f"--lag must be >= 0, got {args.lag}")
+    if args.max_new_tokens < 1:
+        raise UsageError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    model = common.load_model(args)
+    session = stream_captions(model, args.source, realtime=args.realtime, prompt=args.prompt, lag=args.lag,
+                              max_new_tokens=args.max_new_tokens)
+
+    def on_interrupt(signum, frame) -> None:
+        if session.stopping:
+            raise KeyboardInterrupt
+        session.stop()
+        print("videollm: stopping after the current scene (Ctrl-C again to quit now)", file=sys.stderr, flush=True)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main else None
+    print(f"videollm: streaming {args.source} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        for scene in session:
+            row = {"start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption,
+                   "latency": round(scene.latency, 3)}
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    if args.save_memory:
+        session.save_memory(args.save_memory)
+        print(f"videollm: memory of {len(session.captions)} scenes saved to {args.save_memory}", file=sys.stderr)
+    return 0
