@@ -135,7 +135,7 @@ def test_config_roundtrips_through_json_and_validates() -> None:
     assert back == cfg and back.markers == ("<clip>",)
     with pytest.raises(UsageError, match="dtype"):
         LMConfig(dtype="float8")
-    with pytest.raises(UsageError, match="unknown LMConfig field"):
+    with pytest.raises(UsageError, match="LMConfig: unknown field"):
         LMConfig.from_dict({"sauce": "x"})
 
 

@@ -5,19 +5,19 @@ The uniform mode is the ablation of the published model's segmentation (same dow
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 
+from videollm.configs import JsonConfig
 from videollm.errors import UsageError
 
 MODES = ("scenetiling", "uniform")
 
 
 @dataclass
-class SegmentationConfig:
+class SegmentationConfig(JsonConfig):
     """Sampling rate and segmentation rule.
 
     Attributes:
@@ -29,6 +29,8 @@ class SegmentationConfig:
         min_len: minimum segment length in frames (1 = the published rule, no minimum).
         uniform_len: frames per segment in uniform mode.
     """
+
+    _label: ClassVar[str] = "segmentation config"
 
     fps: float = 2.0
     mode: str = "scenetiling"
@@ -49,17 +51,6 @@ class SegmentationConfig:
             raise UsageError(f"max_cuts must be >= 0 or None, got {self.max_cuts!r}")
         self.fps = float(self.fps)
         self.alpha = float(self.alpha)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SegmentationConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise UsageError(f"unknown segmentation config keys: {', '.join(unknown)}")
-        return cls(**data)
 
 
 def segment_ends(cls_features, cfg: SegmentationConfig) -> list[int]:

@@ -6,14 +6,14 @@ published VideoLLaMB bridge: width 1024, 8 heads, FFN 4096, 32 memory tokens, 12
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
+from videollm.configs import JsonConfig
 from videollm.errors import ModelError, UsageError
 
 READOUT_MODES: tuple[str, ...] = ("last_segment", "all_memories", "memory", "all_memories_last_segment")
@@ -31,7 +31,7 @@ MEMORY_INITS: tuple[str, ...] = ("zeros", "normal")
 
 
 @dataclass
-class BridgeConfig:
+class BridgeConfig(JsonConfig):
     """Sizes and switches of the memory bridge.
 
     Args:
@@ -58,6 +58,9 @@ class BridgeConfig:
             (e.g. the all_memories readout seen by the LLM at different positions) pulls them apart; "normal" breaks
             that symmetry from the start.
     """
+
+    _label: ClassVar[str] = "bridge config"
+    _error: ClassVar[type[ModelError]] = ModelError
 
     vision_dim: int
     width: int = 1024
@@ -142,19 +145,6 @@ class BridgeConfig:
                 raise UsageError(f"readout {self.readout!r} needs the frame count of the last segment")
             count += min(int(segment_lengths[-1]), self.max_frames_per_segment) * self.tokens_per_frame
         return count
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict of every field."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BridgeConfig:
-        """Build a config from ``to_dict`` output; unknown keys are an error (they usually mean a typo)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ModelError(f"bridge config: unknown field(s) {', '.join(unknown)}")
-        return cls(**data)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> BridgeConfig:

