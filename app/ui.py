@@ -1,4 +1,4 @@
-"""The Gradio Blocks app: tabs for video chat, live captions, image chat, planning and About.
+"""The Gradio Blocks app: tabs for video chat, live captions, image chat, planning, sequence demos and About.
 
 Every handler is a plain (generator) function declared inside ``with gr.Blocks() as demo`` that consumes the same
 generators as the CLI (``videollm.captioning``, ``videollm.memory``, ``VideoLLM.chat`` / ``score``); there is no model
@@ -23,6 +23,7 @@ import gradio as gr
 from videollm.errors import UsageError, VideoError, VideollmError
 
 from . import media, text
+from .demos_tab import sequence_demos_tab
 from .samples import Samples, find_samples
 from .settings import AppLimits
 
@@ -431,6 +432,9 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                          api_name="plan_rank", **model_events)
             p_suggest.click(suggest, [p_video, p_goal, p_candidates, p_session], [p_status, p_candidates, p_session],
                             api_name="plan_suggest", **model_events)
+
+        # ------------------------------------------------------------------ Sequence demos (dance, speech)
+        sequence_demos_tab(limits, workdir, model_events, user_errors=_user_errors, status=_status)
 
         # ------------------------------------------------------------------ About
         with gr.Tab("About", id="about"):

@@ -32,7 +32,7 @@ def _texts(chat: list[dict]) -> list[tuple[str, str]]:
 def test_every_endpoint_is_published(client) -> None:
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
     assert names == {"/watch", "/load_memory", "/ask_video", "/summarize", "/live", "/live_stop", "/ask_image",
-                     "/clear_image", "/plan_rank", "/plan_suggest"}
+                     "/clear_image", "/plan_rank", "/plan_suggest", "/dance", "/speech"}
 
 
 def test_watch_then_chat_reuses_the_memory(client, app_server) -> None:
@@ -151,3 +151,65 @@ def test_upload_checks(tmp_path: Path, corrupt_video: Path, video_factory) -> No
         check_video(corrupt_video, AppLimits())
     with pytest.raises(UsageError, match="up to 100 px"):
         check_image(IMAGE, AppLimits(max_image_side=100))
+
+
+def test_dance_from_a_generated_song_is_an_mp4_with_the_music(client, tmp_path: Path) -> None:
+    import av
+    import numpy as np
+    from gradio_client import handle_file
+    from videollm_app.demos_tab import generated_clip
+
+    song = generated_clip("dance", tmp_path)
+    status, video = client.predict(handle_file(str(song)), api_name="/dance")
+    assert status.startswith("**Done:** 250 frames (10.0 s at 25 fps)")
+    with av.open(video) as mp4:
+        assert mp4.streams.video[0].codec_context.name == "h264" and mp4.streams.video[0].width == 320
+        assert mp4.streams.audio[0].codec_context.name == "aac"
+        assert mp4.duration / av.time_base == pytest.approx(10.0, abs=0.2)
+        frames = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(30), mp4.decode(video=0))])
+    # The figure moves: successive frames differ (a frozen or blank render would not).
+    assert np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3)).max() > 0.1
+
+
+def test_speech_words_from_a_generated_clip(client, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+    from videollm_app.demos_tab import generated_clip
+
+    from videollm.demos.speech.data import WORDS
+
+    clip = generated_clip("speech", tmp_path)
+    truth = json.loads(clip.with_suffix(".json").read_text())["words"]
+    status, table = client.predict(handle_file(str(clip)), False, api_name="/speech")
+    rows = table["data"]
+    assert status.startswith(f"**Done:** {len(rows)} word")
+    assert [r[0] for r in rows] == list(range(1, len(rows) + 1)) and {r[1] for r in rows} <= set(WORDS)
+    times = [r[2] for r in rows]
+    assert times == sorted(times) and times[-1] <= truth[-1]["end"] + 1.0
+    # A word is reported while it is spoken or shortly after it ends, never before it starts.
+    matched = [w for w in truth if any(r[1] == w["word"] and w["start"] < r[2] <= w["end"] + 0.6 for r in rows)]
+    assert len(matched) >= len(truth) // 2, (rows, truth)
+
+
+def test_bad_audio_gets_a_clear_error(client, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    garbage = tmp_path / "corrupt.wav"
+    garbage.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 8)
+    with pytest.raises(AppError, match=r"^corrupt.wav: not a readable audio file"):
+        client.predict(handle_file(str(garbage)), api_name="/dance")
+    with pytest.raises(AppError, match=r"^corrupt.wav: not a readable audio file"):
+        client.predict(handle_file(str(garbage)), False, api_name="/speech")
+    silent = tmp_path / "empty.wav"
+    silent.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80\x3e\x00\x00"
+                       b"\x00\x7d\x00\x00\x02\x00\x10\x00data\x00\x00\x00\x00")
+    with pytest.raises(AppError, match=r"^empty.wav: the audio is empty"):
+        client.predict(handle_file(str(silent)), False, api_name="/speech")
+    with pytest.raises(AppError, match="no audio yet"):
+        client.predict(None, api_name="/dance")
+    with pytest.raises(AppError, match=r"^image_000000.png: no sound in this file"):
+        client.predict(handle_file(str(IMAGE)), False, api_name="/speech")
+    from videollm_app.demos_tab import generated_clip
+
+    status, _ = client.predict(handle_file(str(generated_clip("speech", tmp_path))), False, api_name="/speech")
+    assert status.startswith("**Done:**"), "the server must keep working after bad uploads"

@@ -108,3 +108,19 @@ def test_planning_and_live_tabs_in_the_browser(page, shots: Path) -> None:
     page.get_by_text("Stream ended").wait_for()
     page.screenshot(path=str(shots / "07-live.png"), full_page=True)
     assert page.hosts <= {"127.0.0.1", "data", "blob"}, f"requests left the machine: {page.hosts}"
+
+
+def test_sequence_demos_tab_in_the_browser(page, shots: Path) -> None:
+    from videollm.demos.speech.data import WORDS
+
+    page.get_by_role("tab", name="Sequence demos").click()
+    page.get_by_role("button", name="Use a generated clip").click()
+    # The first word is in the table as soon as it is recognised; the status line then counts them all.
+    word_cells = page.locator("#vl-speech-table [role=gridcell][data-col='1']")
+    word_cells.first.wait_for()
+    page.locator("#vl-speech-status").get_by_text("Done:").wait_for()
+    words = [w.strip() for w in word_cells.all_inner_texts()]
+    assert words and set(words) <= set(WORDS), words
+    assert page.locator("#vl-speech-audio audio, #vl-speech-audio .waveform-container").count() >= 1
+    page.screenshot(path=str(shots / "08-speech.png"), full_page=True)
+    assert page.hosts <= {"127.0.0.1", "data", "blob"}, f"requests left the machine: {page.hosts}"

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from videollm.cli import add_command
-from videollm.errors import UsageError
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -63,29 +62,10 @@ def sample_command(args: argparse.Namespace) -> int:
 
     A JSON file next to it (same name, .json) holds the ground truth: beat times, or words with start/end.
     """
-    import numpy as np
+    from videollm.demos.samples import write_sample
 
-    from videollm.demos.audio import write_wav
-
-    rng = np.random.default_rng(args.seed)
-    out = Path(args.out)
-    if args.what == "dance":
-        from videollm.demos.dance.data import SAMPLE_RATE, make_song
-
-        song = make_song(rng, args.seconds, tempo=args.tempo, heldout=args.tempo is None)
-        write_wav(out, song.audio, SAMPLE_RATE)
-        truth = {"tempo": song.tempo, "beats": [round(b, 4) for b in song.beats]}
-    else:
-        from videollm.demos.speech.data import SAMPLE_RATE, SNRS_DB, WORDS, make_stream, synthesise_clips
-
-        clips = synthesise_clips(2, args.seed, heldout=True)
-        if not clips:
-            raise UsageError("espeak-ng produced no usable words")
-        stream = make_stream(clips, rng, args.words, args.snr if args.snr is not None else SNRS_DB[1])
-        write_wav(out, stream.audio, SAMPLE_RATE)
-        truth = {"words": [{"word": WORDS[c - 1], "start": round(float(s), 3), "end": round(float(e), 3)}
-                           for c, s, e in zip(stream.labels, stream.starts, stream.ends)]}
-    out.with_suffix(".json").write_text(json.dumps(truth, indent=1))
+    out = write_sample(args.what, args.out, seed=args.seed, seconds=args.seconds, tempo=args.tempo,
+                       words=args.words, snr=args.snr)
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
