@@ -1,0 +1,219 @@
+"""Training on the ``tiny`` preset: loss goes down, resume is exact, features are cached, data is deterministic."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from videollm import prompts
+from videollm.errors import ModelError, UsageError
+from videollm.train import (
+    FeatureCache,
+    TrainConfig,
+    VideoFeatures,
+    build_model_config,
+    lr_at,
+    namespace,
+    train,
+)
+from videollm.train.data import WorldExamples, read_conversations
+from videollm.train.features import video_features
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "data" / "checkpoints" / "embedded"
+
+
+def _recipe(tmp: Path, cache: Path, **changes) -> TrainConfig:
+    base = {
+        "model": "tiny",
+        "data": [{"kind": "world", "scenes": 4, "examples": 4, "seed": 3, "max_scenes": 2,
+                  "scene_seconds": [1.0, 2.0], "extra_qa_turns": 1}],
+        "output_dir": str(tmp), "cache_dir": str(cache), "batch_size": 4, "lr": 3e-3, "steps": 6,
+        "save_every": 2, "num_threads": 1, "extract_batch": 16, "seed": 5,
+    }
+    base.update(changes)
+    return TrainConfig.from_dict(base)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("features")
+
+
+def test_few_steps_reduce_loss(tmp_path: Path, cache_dir: Path) -> None:
+    result = train(_recipe(tmp_path / "run", cache_dir, steps=10, lr=1e-2, schedule="constant"), progress=False)
+    assert result.steps == 10 and len(result.losses) == 10
+    # The tiny LM is random and frozen: the visual prefix alone can lower its loss only a little.
+    assert np.mean(result.losses[-3:]) < np.mean(result.losses[:3]) - 0.04
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+    log = json.loads((tmp_path / "run" / "train_log.json").read_text())
+    assert log["losses"] == pytest.approx(result.losses)
+
+    from videollm.model import VideoLLM
+    from videollm.train import export_checkpoint
+
+    shipped = export_checkpoint(tmp_path / "run", tmp_path / "ship")
+    full = load_file(str(result.final_dir / "model.safetensors"))
+    half = load_file(str(shipped / "model.safetensors"))
+    assert all(half[k].dtype == torch.float16 for k in half) and half.keys() == full.keys()
+    model = VideoLLM.from_pretrained(shipped, load_vision=False)
+    state = model.trained_state_dict()
+    for key, value in full.items():
+        torch.testing.assert_close(state[key], value.half().float())
+    assert (shipped / "loss.png").is_file() and (shipped / "train_log.json").is_file()
+
+
+def test_lm_fine_tuning_saves_a_loadable_lm(tmp_path: Path, cache_dir: Path) -> None:
+    from videollm.model import VideoLLM
+
+    result = train(_recipe(tmp_path / "run", cache_dir, steps=6, train_lm=True, lr=1e-2, schedule="constant"),
+                   progress=False)
+    assert np.mean(result.losses[-2:]) < np.mean(result.losses[:2]) - 0.5
+    model = VideoLLM.from_pretrained(result.final_dir, load_vision=False)
+    assert Path(model.config.lm.source) == (result.final_dir / "lm").resolve()
+    saved = load_file(str(result.final_dir / "lm" / "model.safetensors"))
+    name = next(k for k in saved if k.endswith("q_proj.weight"))
+    torch.testing.assert_close(model.lm.state_dict()[name], saved[name])
+
+
+def test_resume_continues_identically(tmp_path: Path, cache_dir: Path) -> None:
+    straight = train(_recipe(tmp_path / "a", cache_dir), progress=False)
+    # max_minutes=0 stops right after the first step (a simulated kill after a checkpoint).
+    first = train(_recipe(tmp_path / "b", cache_dir, max_minutes=0), progress=False)
+    assert first.stopped_early and first.steps == 1
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["step_000001"]
+    resumed = train(_recipe(tmp_path / "b", cache_dir), progress=False)
+    assert resumed.steps == 6 and resumed.losses[:1] == first.losses
+    assert resumed.losses == pytest.approx(straight.losses, abs=1e-6)
+    a = load_file(str(tmp_path / "a" / "final" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "final" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+    with pytest.raises(ModelError, match="different recipe"):
+        train(_recipe(tmp_path / "b", cache_dir, lr=1e-2, steps=8), progress=False)
+
+
+def test_feature_cache_round_trip(tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path, "space")
+    feats = VideoFeatures(torch.randn(3, 8), torch.randn(3, 4, 8), torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64),
+                          {"path": "x.mp4", "n": 3})
+    cache.put("file:/a b/x.mp4", feats)
+    got = cache.get("file:/a b/x.mp4")
+    assert torch.equal(got.cls, feats.cls) and torch.equal(got.tokens, feats.tokens)
+    assert torch.equal(got.times, feats.times) and got.meta == feats.meta
+    assert not cache.has("file:/other.mp4")
+    with pytest.raises(ModelError, match="no cached features"):
+        cache.get("file:/other.mp4")
+
+
+def test_namespace_tracks_what_changes_features() -> None:
+    cfg = build_model_config(_recipe(Path("/tmp/x"), Path("/tmp/y")))
+    other = dataclasses.replace(cfg, bridge=dataclasses.replace(cfg.bridge, pool=3))
+    assert namespace(cfg, "fps2.0") != namespace(other, "fps2.0")
+    assert namespace(cfg, "fps2.0") != namespace(cfg, "uniform16")
+    assert namespace(cfg, "fps2.0") == namespace(build_model_config(_recipe(Path("/a"), Path("/b"))), "fps2.0")
+
+
+def test_video_features_encode_once(tmp_path: Path, video_factory) -> None:
+    video = video_factory(tmp_path / "clip.mp4", n_frames=20, fps=10, size=(64, 48))
+    calls = []
+
+    def encode(frames: np.ndarray):
+        calls.append(len(frames))
+        n = len(frames)
+        return torch.arange(n, dtype=torch.float32)[:, None].repeat(1, 4), torch.zeros(n, 2, 4)
+
+    cache = FeatureCache(tmp_path / "c", "ns")
+    first = video_features(encode, cache, video, fps=2.0)
+    again = video_features(encode, cache, video, fps=2.0)
+    assert sum(calls) == first.cls.shape[0] == 4  # 2 s at 2 fps
+    assert torch.equal(first.cls, again.cls)
+    np.testing.assert_allclose(first.times.numpy(), [0.0, 0.5, 1.0, 1.5])
+
+
+def test_world_examples_are_deterministic_and_grounded() -> None:
+    from videollm.train.config import WorldSourceConfig
+    from videollm.train.data import sample_pool_scene, world_config
+
+    src = WorldSourceConfig(scenes=5, examples=20, seed=1, tasks={"caption": 1.0}, extra_qa_turns=1)
+    cfg = world_config(src, fps=2.0)
+    pool = [(torch.full((2, 1, 1), float(i)), sample_pool_scene(1, i, cfg)) for i in range(5)]
+    examples = WorldExamples(src, pool)
+    ex, again = examples[7], examples[7]
+    assert ex.messages == again.messages
+    assert ex.messages[0]["content"] == f"{prompts.VIDEO}\n{prompts.CAPTION}"
+    last = pool[int(ex.segments[-1][0, 0, 0])][1]
+    from videollm.world import scene_caption
+
+    assert ex.messages[1]["content"] == scene_caption(last.scenes[0])
+    assert len(ex.messages) == 4 and prompts.VIDEO not in ex.messages[2]["content"]
+    assert all(not s.heldout for _, s in pool)
+
+
+def test_read_conversations_formats(tmp_path: Path) -> None:
+    data = [{"video": "a.mp4", "conversations": [{"from": "human", "value": "<video>\nWhat happens?"},
+                                                 {"from": "gpt", "value": "A cat jumps."}]},
+            {"image": "b.png", "conversations": [{"from": "human", "value": "Describe it."},
+                                                 {"from": "gpt", "value": "A dog."}]}]
+    path = tmp_path / "conv.json"
+    path.write_text(json.dumps(data))
+    records = read_conversations(path)
+    assert records[0] == {"video": "a.mp4", "messages": [{"role": "user", "content": "<video>\nWhat happens?"},
+                                                         {"role": "assistant", "content": "A cat jumps."}]}
+    assert records[1]["messages"][0]["content"] == "<video>\nDescribe it."
+    lines = tmp_path / "conv.jsonl"
+    lines.write_text("\n".join(json.dumps(r) for r in data))
+    assert read_conversations(lines) == records
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"video": "a.mp4", "conversations": [{"from": "robot", "value": "x"}]}]))
+    with pytest.raises(UsageError, match="known 'from'"):
+        read_conversations(bad)
+
+
+def test_conversation_source_trains(tmp_path: Path, cache_dir: Path, video_factory) -> None:
+    video_factory(tmp_path / "v.mp4", n_frames=24, fps=8, size=(64, 48), pattern="gradient")
+    (tmp_path / "conv.json").write_text(json.dumps([{"video": "v.mp4", "conversations": [
+        {"from": "human", "value": "<video>\nWhat is it?"}, {"from": "gpt", "value": "a gradient"}]}]))
+    config = _recipe(tmp_path / "run", cache_dir, steps=2, batch_size=1,
+                     data=[{"kind": "conversations", "path": str(tmp_path / "conv.json")}])
+    result = train(config, progress=False)
+    assert result.steps == 2 and all(np.isfinite(result.losses))
+
+
+def test_lr_schedule_and_recipes() -> None:
+    cfg = TrainConfig.from_dict({"data": [{"kind": "world"}], "output_dir": "x", "lr": 1.0, "warmup_ratio": 0.1})
+    lrs = [lr_at(s, 100, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10] == pytest.approx(1.0) and lrs[-1] < 0.01 and all(a >= b for a, b in itertools.pairwise(lrs[9:]))
+    embedded = TrainConfig.load("embedded")
+    model_cfg = build_model_config(embedded)
+    assert model_cfg.bridge.max_frames_per_segment == embedded.model_overrides["bridge"]["max_frames_per_segment"]
+    published = TrainConfig.load("published")
+    assert published.lr == 2e-5 and published.train_lm and published.data[0].num_frames == 16
+    with pytest.raises(UsageError, match="unknown field"):
+        TrainConfig.from_dict({"data": [{"kind": "world"}], "output_dir": "x", "learning_rate": 1})
+
+
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped checkpoint in data/ yet")
+def test_shipped_checkpoint_loads() -> None:
+    from videollm.model import VideoLLM
+
+    model = VideoLLM.from_pretrained(SHIPPED, load_vision=False)
+    assert model.config.name == "embedded"
+    weights = load_file(str(SHIPPED / "model.safetensors"))
+    assert (SHIPPED / "model.safetensors").stat().st_size < 8 * 2**20
+    assert set(weights) == set(model.trained_state_dict())
+    # Trained, not a fresh init: the projector's output layer has moved far from N(0, 0.02).
+    assert float(weights["projector.2.weight"].std()) > 0.021
+    segments = [torch.zeros(2, model.config.bridge.tokens_per_frame, model.config.bridge.vision_dim)]
+    visual, _ = model.visual_tokens([segments])
+    assert visual.shape[-1] == model.lm.config.hidden_size and torch.isfinite(visual).all()

@@ -1,0 +1,58 @@
+"""``videollm bench``: needle in a video haystack (NIAVH) and EgoPlan-Bench-format multiple choice."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from videollm.cli import add_command
+from videollm.commands.common import add_model_args
+
+
+def register(sub) -> None:
+    p = add_command(sub, "bench", bench)
+    p.add_argument("what", choices=("niavh", "egoplan"), help="which benchmark")
+    p.add_argument("file", nargs="?", default=None, metavar="FILE.json",
+                   help="egoplan: an EgoPlan-Bench JSON list (video_path relative to the file); default: generate "
+                        "held-out tasks from the synthetic world")
+    add_model_args(p, fps=False)
+    p.add_argument("--out", default="runs/eval", metavar="DIR", help="where JSON + PNG go (default runs/eval)")
+    p.add_argument("--work", default=None, metavar="DIR",
+                   help="generated videos and cached features (default: <out>/work)")
+    p.add_argument("--lengths", default="1,8,32", help="niavh: haystack lengths in x training length (default 1,8,32)")
+    p.add_argument("--depths", default="0,0.25,0.5,0.75,1", help="niavh: needle depths in [0, 1]")
+    p.add_argument("--seed", type=int, default=None, help="world seed (default 1000)")
+
+
+def bench(args) -> int:
+    """Run a benchmark and write <out>/<name>.json + <out>/<name>.png.
+
+    niavh: an object needle (1 s, checkerboard) is spliced into held-out haystacks of several lengths at several
+    depths; the needle question is answered after the whole video and scored against the truth (no judge model).
+    egoplan: for each task, the progress video is watched and the 4 candidate next steps are ranked by the LM's mean
+    log-likelihood; accuracy against golden_choice_idx (chance 0.25).
+    """
+    from videollm.commands.eval import headline, load_eval_model
+    from videollm.errors import UsageError
+    from videollm.eval import suite
+
+    seed = suite.EVAL_SEED if args.seed is None else args.seed
+    out = Path(args.out)
+    work = Path(args.work) if args.work else out / "work"
+    try:
+        lengths = [int(x) for x in args.lengths.split(",")]
+        depths = [float(x) for x in args.depths.split(",")]
+    except ValueError:
+        raise UsageError("--lengths must be integers and --depths numbers, comma separated") from None
+    if any(m < 1 for m in lengths) or any(not 0.0 <= d <= 1.0 for d in depths):
+        raise UsageError("--lengths must be >= 1 and --depths in [0, 1]")
+    if args.what == "egoplan" and args.file is not None and not Path(args.file).is_file():
+        raise UsageError(f"{args.file}: no such EgoPlan JSON file")
+    model = load_eval_model(args)
+    if args.what == "niavh":
+        payload = suite.run_niavh(model, out, work, lengths, depths, seed=seed)
+    else:
+        payload = suite.run_egoplan(model, out, work, args.file, seed=seed)
+    print(f"{args.what}: {json.dumps(headline(payload))}", file=sys.stderr)
+    return 0
