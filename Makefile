@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-SAMPLE ?= data/samples/world/video/video_000000.mp4
+SAMPLE ?= data/samples/world/video/video_000001.mp4
 # Extras for the test environment: the web app, LoRA training, benchmarks' PySceneDetect.
 TEST_EXTRAS := test,app,train,bench
 
@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 $(BIN)/videollm scenes $(SAMPLE)
+	HF_HUB_OFFLINE=1 $(BIN)/videollm caption $(SAMPLE)
 
 test: $(VENV)/.installed-test
 	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -q
