@@ -368,7 +368,8 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
             p_session = gr.State(None)
             with gr.Row(equal_height=False):
                 with gr.Column(scale=2, min_width=320):
-                    p_video = gr.Video(label="Progress so far", sources=["upload"], include_audio=True, height=260)
+                    p_video = gr.Video(label="Progress so far", sources=["upload"], include_audio=True, height=260,
+                                       elem_id="vl-plan-video")
                     p_goal = gr.Textbox(label="Task goal", placeholder="e.g. line up from left to right: …")
                     p_candidates = gr.Textbox(label="Candidate next steps (one per line)", lines=5,
                                               placeholder="place the red star\nplace the blue ring")

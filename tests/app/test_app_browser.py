@@ -94,8 +94,14 @@ def test_video_chat_in_the_browser(page, app_server, shots: Path, corrupt_video:
 
 
 def test_planning_and_live_tabs_in_the_browser(page, shots: Path) -> None:
+    from playwright.sync_api import expect
+
     page.get_by_role("tab", name="Planning").click()
     page.locator("#vl-plan-examples tbody tr").first.click()
+    # Clicking an example fills the inputs asynchronously (the video is copied first): rank only once they are set.
+    expect(page.get_by_role("textbox", name="Task goal")).not_to_have_value("", timeout=60_000)
+    expect(page.get_by_role("textbox", name="Candidate next steps (one per line)")).not_to_have_value("")
+    page.locator("#vl-plan-video video").wait_for()
     page.get_by_role("button", name="Rank next steps").click()
     page.get_by_text("Most likely next step").wait_for()
     page.screenshot(path=str(shots / "06-planning.png"), full_page=True)
