@@ -67,9 +67,6 @@ def scenes(args: argparse.Namespace) -> int:
     """
     from videollm.scenes import find_scenes
 
-    # --fps is shared with other commands and its parser lets infinity through; sampling needs a finite rate.
-    if args.fps is not None and not math.isfinite(args.fps):
-        raise UsageError(f"--fps must be a finite number, got {args.fps}")
     if args.plot:
         _check_plot_path(args.plot)
     cfg = model_config(args)
