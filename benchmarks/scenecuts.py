@@ -104,34 +104,6 @@ class Video:
 # --------------------------------------------------------------------------------------------------- matching
 
 
-def match_cuts(pred: Sequence[float], ref: Sequence[float], tol: float) -> list[tuple[int, int]]:
-    """One-to-one matching of predicted to reference cuts at most ``tol`` apart (a maximum matching).
-
-    Both lists are swept in sorted order (the same two-pointer rule as ``scenetiling.boundary_f1``, on any unit).
-
-    Args:
-        pred: predicted cut positions (seconds or frame indices).
-        ref: reference cut positions, same unit.
-        tol: largest allowed distance of a matched pair.
-
-    Returns:
-        (index into sorted ``pred``, index into sorted ``ref``) of every matched pair.
-    """
-    p, r = sorted(pred), sorted(ref)
-    pairs: list[tuple[int, int]] = []
-    i = j = 0
-    while i < len(p) and j < len(r):
-        if r[j] < p[i] - tol:
-            j += 1
-        elif r[j] > p[i] + tol:
-            i += 1
-        else:
-            pairs.append((i, j))
-            i += 1
-            j += 1
-    return pairs
-
-
 @dataclass
 class Score:
     """Pooled counts over a dataset: matched pairs, predicted and reference cuts."""
@@ -141,7 +113,7 @@ class Score:
     ref: int = 0
 
     def add(self, pred: Sequence[float], ref: Sequence[float], tol: float) -> int:
-        found = len(match_cuts(pred, ref, tol))
+        found = len(scenetiling.match_cuts(pred, ref, tol))
         self.matches += found
         self.pred += len(pred)
         self.ref += len(ref)

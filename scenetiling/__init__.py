@@ -7,7 +7,7 @@ Depends only on torch and numpy (matplotlib only inside ``plot``)::
 """
 
 from scenetiling.core import boundaries_from_depth, depth_scores, segment_ends, similarities, threshold
-from scenetiling.metrics import boundary_f1
+from scenetiling.metrics import boundary_f1, match_cuts
 from scenetiling.plot import plot
 from scenetiling.streaming import StreamingSceneTiler
 
@@ -15,6 +15,7 @@ __all__ = [
     "StreamingSceneTiler",
     "boundaries_from_depth",
     "boundary_f1",
+    "match_cuts",
     "depth_scores",
     "plot",
     "segment_ends",
