@@ -108,13 +108,26 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
         The ``gr.Blocks`` app; ``launch`` in ``videollm_app.server`` serves it with the app's limits.
     """
     from videollm import captioning, prompts
-    from videollm.memory import build_memory, load_memory
+    from videollm.memory import build_memory, encode_video, load_memory
 
     limits = limits or AppLimits()
     samples = samples if samples is not None else find_samples()
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="videollm-app-"))
     workdir.mkdir(parents=True, exist_ok=True)
     max_tokens = limits.max_new_tokens
+
+    def answer_stream(session: ChatSession, question: str):
+        """Stream an answer into the chat: yields (cleared textbox, chat messages, session with the new turn)."""
+        history = [*session.history, {"role": "user", "content": question}]
+        answer = ""
+        yield "", _display([*history, {"role": "assistant", "content": "…"}]), session
+        for piece in captioning.ask(model, session.state, question, history=session.history,
+                                    max_new_tokens=max_tokens):
+            answer += piece
+            yield "", _display([*history, {"role": "assistant", "content": answer or "…"}]), session
+        session = replace(session, history=[*history, {"role": "assistant", "content": answer}])
+        yield "", _display(session.history), session
+
     model_line = f"**Loaded now:** `{model_name}`" if model_name else ""
     if model_name and not Path(model_name).is_dir():
         # A preset name means freshly initialised bridge and projector weights: say so rather than let users guess.
@@ -173,7 +186,9 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                        media.timeline_html([], meta.duration), [], None, [], None)
                 scenes: list[tuple[float, float, str]] = []
                 gallery: list[tuple[str, str]] = []
-                watched = captioning.caption_video(model, video)
+                # Encode once: the captions and the SceneTiling plot both use these features.
+                encoded = encode_video(model, video)
+                watched = captioning.caption_video(model, video, encoded=encoded)
                 for sc in watched:
                     scenes.append((sc.start, sc.end, sc.caption))
                     thumb = media.scene_thumbnails(video, [(sc.start, sc.end)], workdir)[0]
@@ -190,18 +205,19 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                 yield _status(f"{len(scenes)} scenes in {took:.1f} s; plotting the SceneTiling curve…"), strip, \
                     gallery, None, [], session
                 progress(1.0, desc="Plotting the SceneTiling curve")
-                plot = _scene_plot(video)
+                plot = _scene_plot(encoded)
                 yield (_status(f"{len(scenes)} scenes in {took:.1f} s. Ask away: questions reuse this memory.",
                                "done"), strip, gallery, plot, [], session)
 
-            def _scene_plot(video: str) -> str:
-                from videollm.scenes import find_scenes
+            def _scene_plot(encoded) -> str:
+                import scenetiling
 
-                cfg = model.config
-                result = find_scenes(video, cfg.vision, cfg.segmentation, device=model.device,
-                                     encoder=model.vision)
+                from videollm.segmentation import segment_ends
+
+                seg = model.config.segmentation
                 out = media.new_file(workdir, "scenetiling", ".png")
-                result.plot(out)
+                scenetiling.plot(encoded.cls, segment_ends(encoded.cls, seg), out, times=encoded.times,
+                                 alpha=seg.alpha)
                 return str(out)
 
             @_user_errors
@@ -225,15 +241,7 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                     raise UsageError("watch a video (or load a memory) first, then ask about it")
                 if not question or not question.strip():
                     raise UsageError("type a question first")
-                history = [*session.history, {"role": "user", "content": question.strip()}]
-                answer = ""
-                yield "", _display([*history, {"role": "assistant", "content": "…"}]), session
-                for piece in captioning.ask(model, session.state, question.strip(), history=session.history,
-                                            max_new_tokens=max_tokens):
-                    answer += piece
-                    yield "", _display([*history, {"role": "assistant", "content": answer or "…"}]), session
-                session = replace(session, history=[*history, {"role": "assistant", "content": answer}])
-                yield "", _display(session.history), session
+                yield from answer_stream(session, question.strip())
 
             @_user_errors
             def summarize_video(session: ChatSession | None):
@@ -343,15 +351,7 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                 if session is None or session.source != path:
                     # An image is a one-frame video: the same encode → one segment → bridge step → readout path.
                     session = ChatSession(source=path, state=build_memory(model, path))
-                history = [*session.history, {"role": "user", "content": question.strip()}]
-                answer = ""
-                yield "", _display([*history, {"role": "assistant", "content": "…"}]), session
-                for piece in captioning.ask(model, session.state, question.strip(), history=session.history,
-                                            max_new_tokens=max_tokens):
-                    answer += piece
-                    yield "", _display([*history, {"role": "assistant", "content": answer or "…"}]), session
-                session = replace(session, history=[*history, {"role": "assistant", "content": answer}])
-                yield "", _display(session.history), session
+                yield from answer_stream(session, question.strip())
 
             def clear_image_chat(session: ChatSession | None):
                 return [], (replace(session, history=[]) if session is not None else None)

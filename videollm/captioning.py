@@ -164,7 +164,7 @@ class VideoSession:
 
 
 def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new_tokens: int = CAPTION_TOKENS,
-                  progress: bool = False) -> VideoSession:
+                  progress: bool = False, encoded=None) -> VideoSession:
     """Caption every scene of a video file (offline SceneTiling over the whole file).
 
     Frames are decoded and encoded once; the bridge then steps one scene at a time and each scene is captioned
@@ -176,6 +176,7 @@ def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new
         prompt: caption instruction (default ``prompts.CAPTION``).
         max_new_tokens: bound per caption.
         progress: show a progress bar over frames on stderr while encoding.
+        encoded: the frames already encoded by ``memory.encode_video`` (skips decoding and encoding here).
 
     Returns:
         A ``VideoSession``: iterate it for ``SceneCaption`` items; afterwards ``session.state`` is the memory of
@@ -183,7 +184,7 @@ def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new
     """
     from videollm.memory import scan
 
-    return VideoSession(model, str(path), scan(model, path, progress), prompt, max_new_tokens)
+    return VideoSession(model, str(path), scan(model, path, progress, encoded), prompt, max_new_tokens)
 
 
 def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch], realtime: bool = False,

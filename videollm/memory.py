@@ -121,19 +121,22 @@ def encode_video(model, video: str | os.PathLike, progress: bool = False) -> Enc
                         np.concatenate(time_parts), float(meta.duration))
 
 
-def scan(model, video: str | os.PathLike, progress: bool = False) -> Iterator[SceneEvent]:
+def scan(model, video: str | os.PathLike, progress: bool = False,
+         encoded: EncodedVideo | None = None) -> Iterator[SceneEvent]:
     """Offline path: encode the whole file, segment it with SceneTiling, then step the bridge one scene at a time.
 
     Args:
         model: a ``VideoLLM`` with a vision encoder.
         video: path of the video.
         progress: show a progress bar over frames on stderr while encoding.
+        encoded: the video's frames already encoded by ``encode_video`` (a caller that also needs the features,
+            e.g. to plot the SceneTiling curve, encodes once and passes them here).
 
     Yields:
         A ``SceneEvent`` right after each scene's bridge step (its ``state`` is the memory up to that scene; after
         the last event ``state.extra`` holds the video path, duration and sampling fps).
     """
-    enc = encode_video(model, video, progress)
+    enc = encoded if encoded is not None else encode_video(model, video, progress)
     times, indices = enc.times, enc.indices
     ends, segments = model.split(enc.cls, enc.tokens)
     state = model.bridge.init_state()
