@@ -16,11 +16,25 @@ the same), sampled at 2 fps:
    as an extrapolation).
 
 Run: ``python benchmarks/streaming.py`` (``--minutes 2`` for a quick look). ``--json PATH`` writes the numbers.
+
+Segmenter only (``--segmenter``, no language model): the online segmenter (``scenetiling.StreamingSceneTiler``)
+against the offline rule (``scenetiling.segment_ends``, no cut cap) on the same features, boundary F1 within one
+frame, per video (mean, min) and on one long stream made of every video of a suite in a row. Suites:
+
+* random: piecewise-constant random scene features plus noise, the cases of ``tests/test_scenetiling.py``
+  (10-120-frame scenes; d=64 noise 0.3 and d=384 noise 0.5, 2000 frames, seeds 0-3) and short scenes (4-12 frames,
+  as the world at 2 fps);
+* world: 2 fps DINOv2-S (embedded preset) CLS features of the shipped samples ``data/samples/world/video`` and of
+  ``--world-videos`` generated videos per split (normal and held-out, seed ``--world-seed``), written once under
+  ``--workdir``. Features are cached as safetensors in ``--feature-cache`` (encoding is the slow part).
+
+Run: ``python benchmarks/streaming.py --segmenter --lags 4,32`` (a few minutes the first time, seconds after).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import time
@@ -48,7 +62,7 @@ def make_video(workdir: Path, minutes: float, seed: int) -> Path:
     if existing:
         return existing[0]
     # Scenes of 3-9 s (6 s mean) fill the requested length; generation stops at the sampled scene count.
-    n_scenes = max(2, int(round(minutes * 60 / 6.0)))
+    n_scenes = max(2, round(minutes * 60 / 6.0))
     config = WorldConfig(width=224, height=224, fps=4.0, scenes=(n_scenes, n_scenes), scene_seconds=(3.0, 9.0))
     paths = generate(out, 1, seed, config=config)
     return next(p for p in paths if str(p).endswith(".mp4"))
@@ -171,6 +185,134 @@ def baseline(model, video: Path, cut_ends: list[float], max_new_tokens: int, bud
             "seconds_per_frame": float(b), "total_s": float(total), "extrapolated": done < len(cut_ends)}
 
 
+# --------------------------------------------------------------------------------------------------- segmenter only
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples" / "world" / "video"
+
+
+def scene_features(seed: int, t: int, d: int, noise: float, lo: int, hi: int) -> torch.Tensor:
+    """Piecewise-constant random scene means (sharing a common component) plus Gaussian noise, as in the unit tests.
+
+    Returns:
+        (t, d) float32 features; scene lengths are uniform in ``[lo, hi]`` frames.
+    """
+    rng = np.random.default_rng(seed)
+    lengths: list[int] = []
+    while sum(lengths) < t:
+        lengths.append(int(rng.integers(lo, hi + 1)))
+    base = rng.normal(size=d)
+    parts = [0.5 * base + rng.normal(size=d) + noise * rng.normal(size=(n, d)) for n in lengths]
+    return torch.tensor(np.concatenate(parts)[:t], dtype=torch.float32)
+
+
+def random_suites() -> dict[str, list[torch.Tensor]]:
+    """The unit tests' random-feature cases and a short-scene variant, each a list of (T, D) feature sequences."""
+    return {
+        "random d64 noise0.3": [scene_features(s, 2000, 64, 0.3, 10, 120) for s in range(4)],
+        "random d384 noise0.5": [scene_features(s, 2000, 384, 0.5, 10, 120) for s in range(4)],
+        "random short scenes": [scene_features(s, 600, 64, 0.3, 4, 12) for s in range(4)],
+    }
+
+
+def world_videos(workdir: Path, n: int, seed: int) -> dict[str, list[Path]]:
+    """The shipped world samples and ``n`` generated videos per split (written once), by suite name."""
+    from videollm.world import generate
+
+    suites = {"world samples": sorted(SAMPLES.glob("*.mp4"))}
+    for name, heldout in (("world", False), ("world held-out", True)):
+        out = workdir / f"world_seed{seed}_{'heldout' if heldout else 'normal'}"
+        existing = sorted(out.glob("*.mp4"))
+        suites[name] = existing[:n] if len(existing) >= n else [
+            p for p in generate(out, n, seed, heldout=heldout, kind="video") if p.suffix == ".mp4"]
+    return suites
+
+
+def cached_cls(videos: list[Path], cache: Path, fps: float) -> list[torch.Tensor]:
+    """2 fps CLS features of the embedded preset's vision encoder for each video, encoded once and cached.
+
+    Returns:
+        One (T, D) float32 tensor per video.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from videollm.config import ModelConfig
+    from videollm.features import collect, encode_batches
+    from videollm.io import open_video
+    from videollm.vision import build_vision_encoder
+
+    cache.mkdir(parents=True, exist_ok=True)
+    encoder = None
+    out = []
+    for video in videos:
+        # The key names the video by its resolved path, so the shipped samples and generated files never collide.
+        digest = hashlib.sha1(f"{video.resolve()}@{fps:g}".encode()).hexdigest()[:12]
+        key = f"{video.stem}_{digest}.safetensors"
+        path = cache / key
+        if not path.exists():
+            if encoder is None:
+                encoder = build_vision_encoder(ModelConfig.preset("embedded").vision)
+            with open_video(video) as reader:
+                feats = collect(encode_batches(reader.iter_fps(fps, batch_size=16), encoder))
+            save_file({"cls": feats.cls.contiguous()}, str(path))
+        out.append(load_file(str(path))["cls"])
+    return out
+
+
+def streamed_ends(features: torch.Tensor, **options: float) -> list[int]:
+    """Segment ends from ``StreamingSceneTiler`` fed one (D,) feature at a time."""
+    import scenetiling
+
+    tiler = scenetiling.StreamingSceneTiler(**options)
+    ends = [end for row in features for end in tiler.push(row)]
+    return ends + tiler.flush()
+
+
+def online_vs_offline(sequences: list[torch.Tensor], alpha: float, **options: float) -> dict:
+    """Boundary F1 (within 1 frame) of the online segmenter against the offline rule with no cut cap.
+
+    Returns:
+        Per-sequence mean and min F1, and F1, precision and recall on all sequences in a row as one stream.
+    """
+    import scenetiling
+
+    f1s = []
+    for feats in sequences:
+        offline = scenetiling.segment_ends(feats, alpha=alpha, max_cuts=None)[:-1]
+        f1s.append(scenetiling.boundary_f1(streamed_ends(feats, alpha=alpha, **options)[:-1], offline))
+    stream = torch.cat(sequences)  # (sum T, D)
+    offline = scenetiling.segment_ends(stream, alpha=alpha, max_cuts=None)[:-1]
+    online = streamed_ends(stream, alpha=alpha, **options)[:-1]
+    matched = len(scenetiling.match_cuts(online, offline, 1))
+    return {"mean_f1": float(np.mean(f1s)), "min_f1": float(np.min(f1s)),
+            "long_f1": scenetiling.boundary_f1(online, offline), "long_frames": int(stream.shape[0]),
+            "long_precision": matched / len(online) if online else 1.0,
+            "long_recall": matched / len(offline) if offline else 1.0}
+
+
+def segmenter_main(args: argparse.Namespace) -> None:
+    """Score the online segmenter against the offline rule on every suite, for each lag in ``--lags``."""
+    torch.set_num_threads(args.threads)
+    workdir = Path(args.workdir)
+    suites = random_suites()
+    for name, videos in world_videos(workdir, args.world_videos, args.world_seed).items():
+        suites[name] = cached_cls(videos, Path(args.feature_cache), fps=2.0)
+    lags = [int(x) for x in args.lags.split(",")]
+    options = {} if args.gate is None else {"gate": args.gate}
+    rows = []
+    print(f"online vs offline SceneTiling (alpha 0.5, no cut cap), boundary F1 within 1 frame; options {options}")
+    print(f"{'suite':<22} {'n':>3} {'frames':>6} {'lag':>4} {'mean F1':>8} {'min F1':>7} {'long F1':>8} "
+          f"{'long P':>7} {'long R':>7}")
+    for name, sequences in suites.items():
+        for lag in lags:
+            res = online_vs_offline(sequences, 0.5, lag=lag, **options)
+            rows.append({"suite": name, "videos": len(sequences), "lag": lag, **res})
+            print(f"{name:<22} {len(sequences):>3} {res['long_frames']:>6} {lag:>4} {res['mean_f1']:>8.3f} "
+                  f"{res['min_f1']:>7.3f} {res['long_f1']:>8.3f} {res['long_precision']:>7.3f} "
+                  f"{res['long_recall']:>7.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"options": options, "rows": rows}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="embedded", help="preset or checkpoint directory (default embedded)")
@@ -184,7 +326,17 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--baseline-seconds", type=float, default=60.0)
     parser.add_argument("--json", help="also write the numbers here")
+    parser.add_argument("--segmenter", action="store_true",
+                        help="only score the online segmenter against the offline rule (no language model)")
+    parser.add_argument("--world-videos", type=int, default=8, help="--segmenter: generated videos per split")
+    parser.add_argument("--world-seed", type=int, default=1000, help="--segmenter: seed of the generated videos")
+    parser.add_argument("--feature-cache", default="runs/bench_streaming/features",
+                        help="--segmenter: folder of cached CLS features (safetensors)")
+    parser.add_argument("--gate", type=float, default=None, help="--segmenter: the tiler's gate (default its own)")
     args = parser.parse_args()
+    if args.segmenter:
+        segmenter_main(args)
+        return
 
     from videollm.memory import DEFAULT_LAG
     from videollm.model import VideoLLM

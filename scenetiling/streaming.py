@@ -14,9 +14,14 @@ frame adds one similarity; its depth score is the offline one exactly, known as 
   ``depth > mean + alpha * std`` (unbiased std, as offline).
 * The offline threshold is dominated by the deep scene cuts of the whole video. Before the stream has shown any
   such cut the running statistics describe noise alone and would pass a third of the small local dips, so until
-  the first cut is confirmed a candidate must also exceed ``gate`` times the running mean depth. (Measured on
-  noise-only sequences: the largest of 40,000 depth scores was 8.3x their mean; the first hard cut of
-  scene-structured sequences was 50-120x the mean before it, 7-20x under heavy noise.) No cut is confirmed before
+  the first cut is confirmed a candidate must also exceed ``gate`` times the median of the latest
+  ``NOISE_WINDOW`` depth scores (a fixed ring buffer). The median measures the noise, not the cuts: cuts are a
+  minority of positions even in 4-frame scenes, whereas the running mean (the earlier gate, 10x) grows with every
+  cut: with the world's 4-12-frame scenes that gate confirmed no cut at all in 27 of 50 videos (lag 4). In
+  those videos' 2 fps DINOv2 features (``benchmarks/streaming.py --segmenter``) the first confirmed cut was
+  >= 19.7x that median; in noise-only random features, candidates that pass ``mean + alpha * std`` reached
+  14-17x it within 120 frames (40 seeds each) and 29x within 2,000 frames at D=8, so a long cut-free opening can still be mistaken for a cut. With 16 depths in the window the median is too uncertain
+  (false first cuts at 13-20x it broke the random-feature cases), hence ``warmup`` 32: no cut is confirmed before
   ``warmup`` depths have been seen.
 """
 
@@ -33,12 +38,14 @@ from scenetiling.core import COSINE_EPS
 # Per climbing group, how many of the deepest positions stay candidates. Several cuts inside one valley of the
 # similarity curve are rare (a fade gives two or three), so four keeps every cut the offline rule would make there.
 _CANDIDATES_PER_GROUP = 4
+# Depth scores in the ring buffer whose median is the noise scale of the pre-calibration gate.
+NOISE_WINDOW = 64
 
 
 class _Welford:
     """Running count, mean and sum of squared deviations (Chan et al.'s merge for adding a whole group)."""
 
-    __slots__ = ("count", "mean", "m2")
+    __slots__ = ("count", "m2", "mean")
 
     def __init__(self) -> None:
         self.count = 0
@@ -71,7 +78,8 @@ class StreamingSceneTiler:
         alpha: threshold weight, as offline: cut when ``depth > mean + alpha * std`` of the depths seen so far.
         warmup: depths seen before any cut can be confirmed (earlier candidates wait, up to ``warmup`` of them).
         lag: frames a candidate waits after its depth is known before it is judged (0 = judge at once).
-        gate: until the first cut, a candidate must also exceed ``gate * mean`` (see the module docstring).
+        gate: until the first cut, a candidate must also exceed ``gate`` times the median of the latest
+            ``NOISE_WINDOW`` depth scores (see the module docstring).
 
     Example::
 
@@ -82,7 +90,7 @@ class StreamingSceneTiler:
         last = tiler.flush()             # the remaining ends, the final one the last frame
     """
 
-    def __init__(self, alpha: float = 0.5, warmup: int = 16, lag: int = 32, gate: float = 10.0) -> None:
+    def __init__(self, alpha: float = 0.5, warmup: int = 32, lag: int = 32, gate: float = 15.0) -> None:
         if warmup < 0 or lag < 0:
             raise ValueError(f"warmup and lag must be >= 0, got warmup={warmup}, lag={lag}")
         self.alpha = float(alpha)
@@ -104,6 +112,12 @@ class StreamingSceneTiler:
         self._pending: deque[tuple[int, float]] = deque()  # (similarity index, depth), ascending index
         self._max_pending = _CANDIDATES_PER_GROUP * (self.lag + 1) + self.warmup
         self._calibrated = False
+        # Until the first cut: ring buffers of the latest finished depth scores and of the open group's a_i (their
+        # depths once its rpeak is known). Written in place, so their order is lost; a median does not need it.
+        self._recent: np.ndarray | None = np.zeros(NOISE_WINDOW)
+        self._recent_count = 0
+        self._open_a = np.zeros(NOISE_WINDOW)
+        self._open_count = 0
 
     def push(self, feature: torch.Tensor | np.ndarray) -> list[int]:
         """Add the next frame's feature; return the segment ends confirmed by it (ascending frame indices).
@@ -156,6 +170,9 @@ class StreamingSceneTiler:
                 self._close_group(self._prev_sim)
         a = lpeak - 2.0 * sim
         self._group.add(a)
+        if self._recent is not None:
+            self._open_a[self._open_count % NOISE_WINDOW] = a
+            self._open_count += 1
         best = self._group_best
         if len(best) < _CANDIDATES_PER_GROUP or a > best[0][0]:
             if len(best) == _CANDIDATES_PER_GROUP:
@@ -171,6 +188,13 @@ class StreamingSceneTiler:
             self._pending.append((index, a + rpeak))
         self._group = _Welford()
         self._group_best = []
+        if self._recent is not None:
+            # Only the group's latest NOISE_WINDOW depths can still be in the window: they are all newer than it.
+            fresh = self._open_a[: min(self._open_count, NOISE_WINDOW)] + rpeak  # (k,)
+            slots = (self._recent_count + np.arange(fresh.shape[0])) % NOISE_WINDOW
+            self._recent[slots] = fresh
+            self._recent_count += fresh.shape[0]
+            self._open_count = 0
 
     def _decide(self, final: bool) -> list[int]:
         ends: list[int] = []
@@ -188,13 +212,20 @@ class StreamingSceneTiler:
             if not depth > stats.mean + self.alpha * std:
                 continue
             if not self._calibrated:
-                if not depth > self.gate * stats.mean:
+                if not depth > self.gate * self._noise_scale():
                     continue
                 self._calibrated = True
+                self._recent = None  # the gate is never consulted again
             ends.append(index)
         return ends
+
+    def _noise_scale(self) -> float:
+        """Median of the latest ``NOISE_WINDOW`` finished depth scores (0 before any)."""
+        filled = min(self._recent_count, NOISE_WINDOW)
+        return float(np.median(self._recent[:filled])) if filled else 0.0
 
     def state_size(self) -> int:
         """Number of Python objects and tensor elements the tiler holds (for checking that memory stays flat)."""
         unit = 0 if self._prev_unit is None else self._prev_unit.numel()
-        return unit + len(self._pending) + len(self._group_best) + 12
+        rings = 0 if self._recent is None else self._recent.size + self._open_a.size
+        return unit + rings + len(self._pending) + len(self._group_best) + 12
