@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import uuid
@@ -16,6 +17,9 @@ from videollm.io import VideoMeta, open_video
 from .settings import AppLimits
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
+# (container suffix, codec) pairs that browsers play as they are; the same table Gradio checks with ffprobe.
+_BROWSER_PLAYABLE = {(".mp4", "h264"), (".mp4", "av1"), (".ogg", "theora"), (".webm", "vp9"), (".webm", "vp8"),
+                     (".webm", "av1")}
 # Colours of the timeline strip, cycled scene by scene (readable on light and dark themes).
 _PALETTE = ("#6366f1", "#0ea5e9", "#10b981", "#f59e0b", "#ef4444", "#a855f7", "#14b8a6", "#f97316")
 
@@ -109,6 +113,33 @@ def scene_thumbnails(video: str | os.PathLike, spans: Sequence[tuple[float, floa
         img.save(out, quality=88)
         paths.append(str(out))
     return paths
+
+
+def browser_playable(path: str | os.PathLike) -> bool:
+    """True when a browser plays the video file as it is (e.g. H.264 in MP4), so it needs no conversion.
+
+    PyAV reads the codec from the header in a few milliseconds, in this process; Gradio would start an ffprobe per
+    example video (about 0.1 s each, twenty of them at start-up). Cached per file version.
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return _playable(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _playable(path: str, mtime_ns: int, size: int) -> bool:
+    import av
+
+    try:
+        with av.open(path) as container:
+            streams = container.streams.video
+            codec = streams[0].codec_context.name if streams else ""
+    except av.FFmpegError:
+        return False
+    return (Path(path).suffix.lower(), codec) in _BROWSER_PLAYABLE
 
 
 def timeline_html(spans: Sequence[tuple[float, float]], duration: float, captions: Sequence[str] = ()) -> str:

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.data_classes import FileData
 
 from videollm.errors import UsageError, VideoError, VideollmError
 
 from . import media, text
 from .demos_tab import sequence_demos_tab
+from .loading import ModelLoader
 from .samples import Samples, find_samples
 from .settings import AppLimits
 
@@ -47,6 +49,27 @@ class ChatSession:
     state: Any
     history: list[dict[str, str]] = field(default_factory=list)
     scenes: list[tuple[float, float, str]] = field(default_factory=list)
+
+
+def _playable_as_is(video: gr.Video) -> gr.Video:
+    """Let ``video`` hand browser-playable files (H.264 MP4, ...) over as they are; others still go through Gradio.
+
+    Gradio runs ffprobe on every example video, twice, while the app is built: twenty runs, about two seconds of
+    start-up, for samples that are H.264 MP4s already. (A ``gr.Video`` subclass would be the obvious way, but Gradio
+    writes a ``.pyi`` stub next to the module of every component subclass; so this instance's method is wrapped.)
+    """
+    plain = video.postprocess
+    if video.streaming or video.format is not None or video.watermark.watermark:
+        return video  # Gradio converts or marks these files, so it has to see every one
+
+    @functools.wraps(plain)
+    def postprocess(value: str | Path | None) -> FileData | None:
+        if isinstance(value, (str, Path)) and media.browser_playable(value):
+            return FileData(path=str(value), orig_name=Path(value).name)
+        return plain(value)
+
+    video.postprocess = postprocess
+    return video
 
 
 def _user_errors(fn: Callable) -> Callable:
@@ -88,17 +111,26 @@ def _answer_text(answer: str) -> str:
     return answer if answer.strip() else "_(the model gave an empty answer)_"
 
 
+def _loading_chat(history: list[dict[str, str]], question: str) -> list[dict[str, str]]:
+    # The question shows at once; the answer bubble says why it has not started yet.
+    return _display([*history, {"role": "user", "content": question},
+                     {"role": "assistant", "content": "_(loading the model…)_"}])
+
+
 def _display(history: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": _answer_text(m["content"]) if m["role"] == "assistant" else m["content"]}
             for m in history]
 
 
-def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", samples: Samples | None = None,
+def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str = "", samples: Samples | None = None,
                workdir: str | os.PathLike | None = None) -> gr.Blocks:
-    """Build the app around a loaded model (nothing is launched).
+    """Build the app around a model (nothing is launched).
+
+    The page needs no model: with a ``ModelLoader`` that is still loading, the app can be served at once, and each
+    request that needs the model shows a "loading the model" status and waits for it.
 
     Args:
-        model: a ``VideoLLM`` with its vision encoder.
+        model: a ``VideoLLM`` with its vision encoder, or a ``ModelLoader`` that gives one.
         limits: upload/duration/queue limits (default ``AppLimits()``).
         model_name: what the About panel says is loaded (checkpoint directory or preset name).
         samples: sample media for the examples (default: the shipped data/samples/world).
@@ -107,9 +139,12 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
     Returns:
         The ``gr.Blocks`` app; ``launch`` in ``videollm_app.server`` serves it with the app's limits.
     """
-    from videollm import captioning, prompts
-    from videollm.memory import build_memory, encode_video, load_memory
+    # Only what the layout needs is imported here: the model code (torch) loads with the model, not with the page.
+    from videollm import prompts
 
+    loader = model if isinstance(model, ModelLoader) else ModelLoader.loaded(model)
+    loading = _status("Loading the model (the server has just started); this request runs as soon as it is "
+                      "ready…")
     limits = limits or AppLimits()
     samples = samples if samples is not None else find_samples()
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="videollm-app-"))
@@ -118,10 +153,12 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
 
     def answer_stream(session: ChatSession, question: str):
         """Stream an answer into the chat: yields (cleared textbox, chat messages, session with the new turn)."""
+        from videollm import captioning
+
         history = [*session.history, {"role": "user", "content": question}]
         answer = ""
         yield "", _display([*history, {"role": "assistant", "content": "…"}]), session
-        for piece in captioning.ask(model, session.state, question, history=session.history,
+        for piece in captioning.ask(loader.get(), session.state, question, history=session.history,
                                     max_new_tokens=max_tokens):
             answer += piece
             yield "", _display([*history, {"role": "assistant", "content": answer or "…"}]), session
@@ -151,8 +188,8 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
             v_session = gr.State(None)
             with gr.Row(equal_height=False):
                 with gr.Column(scale=2, min_width=320):
-                    v_video = gr.Video(label="Video", sources=["upload"], include_audio=True, height=300,
-                                       elem_id="vl-video")
+                    v_video = _playable_as_is(gr.Video(label="Video", sources=["upload"], include_audio=True,
+                                                       height=300, elem_id="vl-video"))
                     if samples.videos:
                         gr.Examples([[p] for p in samples.videos], inputs=[v_video], label="Sample videos")
                     v_watch = gr.Button("Watch & caption", variant="primary")
@@ -178,8 +215,14 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
 
             @_user_errors
             def watch(video: str | None, progress: gr.Progress = gr.Progress()):  # noqa: B008 (Gradio's idiom)
+                from videollm import captioning
+                from videollm.memory import encode_video
+
                 meta = media.check_video(video, limits)
                 name = Path(video).name
+                if not loader.ready:
+                    yield loading, media.timeline_html([], meta.duration), [], None, [], None
+                model = loader.get()
                 progress(0.0, desc="Watching")
                 started = time.perf_counter()
                 yield (_status(f"Watching **{name}** ({meta.duration:.1f} s)…"),
@@ -211,10 +254,9 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
 
             def _scene_plot(encoded) -> str:
                 import scenetiling
-
                 from videollm.segmentation import segment_ends
 
-                seg = model.config.segmentation
+                seg = loader.get().config.segmentation
                 out = media.new_file(workdir, "scenetiling", ".png")
                 scenetiling.plot(encoded.cls, segment_ends(encoded.cls, seg), out, times=encoded.times,
                                  alpha=seg.alpha)
@@ -222,8 +264,12 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
 
             @_user_errors
             def load_saved_memory(path: str | None):
+                from videollm.memory import load_memory
+
                 path = media.check_upload(path, limits, "memory")
-                state = load_memory(path, model)
+                if not loader.ready:
+                    yield loading, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                state = load_memory(path, loader.get())
                 captions = [c.get("caption", "") for c in state.extra.get("captions", [])]
                 scenes = [(s.start_time, s.end_time, captions[k] if k < len(captions) else "")
                           for k, s in enumerate(state.segments)]
@@ -232,8 +278,8 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                 session = ChatSession(source=str(source), state=state, scenes=scenes)
                 status = _status(f"Loaded the memory of **{Path(str(source)).name}**: {len(scenes)} scenes, "
                                  "no video needed. Ask away.", "done")
-                return (status, media.timeline_html([s[:2] for s in scenes], duration, [s[2] for s in scenes]),
-                        [], None, [], session)
+                yield (status, media.timeline_html([s[:2] for s in scenes], duration, [s[2] for s in scenes]),
+                       [], None, [], session)
 
             @_user_errors
             def ask_video(question: str, session: ChatSession | None):
@@ -241,15 +287,21 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                     raise UsageError("watch a video (or load a memory) first, then ask about it")
                 if not question or not question.strip():
                     raise UsageError("type a question first")
+                if not loader.ready:
+                    yield "", _loading_chat(session.history, question.strip()), session
                 yield from answer_stream(session, question.strip())
 
             @_user_errors
             def summarize_video(session: ChatSession | None):
+                from videollm import captioning
+
                 if session is None:
                     raise UsageError("watch a video (or load a memory) first")
                 history = [*session.history, {"role": "user", "content": prompts.SUMMARY}]
+                if not loader.ready:
+                    yield _loading_chat(session.history, prompts.SUMMARY), session
                 answer = ""
-                for piece in captioning.summarize(model, session.state, max_new_tokens=max_tokens):
+                for piece in captioning.summarize(loader.get(), session.state, max_new_tokens=max_tokens):
                     answer += piece
                     yield _display([*history, {"role": "assistant", "content": answer or "…"}]), session
                 session = replace(session, history=[*history, {"role": "assistant", "content": answer}])
@@ -275,8 +327,9 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
         with gr.Tab("Live captions", id="live"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=2, min_width=320):
-                    l_video = gr.Video(label="Video file or webcam recording", sources=["upload", "webcam"],
-                                       include_audio=True, height=300, elem_id="vl-live-video")
+                    l_video = _playable_as_is(gr.Video(label="Video file or webcam recording",
+                                                       sources=["upload", "webcam"], include_audio=True, height=300,
+                                                       elem_id="vl-live-video"))
                     if samples.videos:
                         gr.Examples([[p] for p in samples.videos], inputs=[l_video], label="Sample videos")
                     with gr.Accordion("…or a webcam attached to the server machine", open=False):
@@ -299,6 +352,8 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
 
             @_user_errors
             def live(video: str | None, device: float | None, realtime: bool):
+                from videollm import captioning
+
                 if device is not None and not (isinstance(device, float) and math.isnan(device)):
                     source: str | int = int(device)
                     name = f"webcam {source}"
@@ -307,6 +362,9 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                     source, name = str(video), Path(video).name
                 rows: list[list[Any]] = []
                 memory_file = media.new_file(workdir, "memory", ".safetensors")
+                if not loader.ready:
+                    yield loading, rows, None
+                model = loader.get()
                 yield _status(f"Streaming **{name}**…"), rows, None
                 stream = captioning.stream_captions(model, source, realtime=realtime)
                 for sc in stream:
@@ -349,8 +407,12 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                 if not question or not question.strip():
                     raise UsageError("type a question first")
                 if session is None or session.source != path:
+                    from videollm.memory import build_memory
+
+                    if not loader.ready:
+                        yield "", _loading_chat([], question.strip()), session
                     # An image is a one-frame video: the same encode → one segment → bridge step → readout path.
-                    session = ChatSession(source=path, state=build_memory(model, path))
+                    session = ChatSession(source=path, state=build_memory(loader.get(), path))
                 yield from answer_stream(session, question.strip())
 
             def clear_image_chat(session: ChatSession | None):
@@ -368,8 +430,8 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
             p_session = gr.State(None)
             with gr.Row(equal_height=False):
                 with gr.Column(scale=2, min_width=320):
-                    p_video = gr.Video(label="Progress so far", sources=["upload"], include_audio=True, height=260,
-                                       elem_id="vl-plan-video")
+                    p_video = _playable_as_is(gr.Video(label="Progress so far", sources=["upload"],
+                                                       include_audio=True, height=260, elem_id="vl-plan-video"))
                     p_goal = gr.Textbox(label="Task goal", placeholder="e.g. line up from left to right: …")
                     p_candidates = gr.Textbox(label="Candidate next steps (one per line)", lines=5,
                                               placeholder="place the red star\nplace the blue ring")
@@ -390,10 +452,11 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                             elem_id="vl-plan-examples")
 
             def plan_memory(video: str | None, session: ChatSession | None) -> ChatSession:
-                media.check_video(video, limits)
+                from videollm.memory import build_memory
+
                 if session is not None and session.source == str(video):
                     return session
-                return ChatSession(source=str(video), state=build_memory(model, video))
+                return ChatSession(source=str(video), state=build_memory(loader.get(), video))
 
             @_user_errors
             def rank(video: str | None, goal: str, candidates: str, session: ChatSession | None):
@@ -404,6 +467,10 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                     raise UsageError("write the task goal first")
                 if len(steps) < 2:
                     raise UsageError("give at least two candidate steps, one per line (or press Suggest a step)")
+                media.check_video(video, limits)
+                if not loader.ready:
+                    yield loading, gr.skip(), gr.skip(), session
+                model = loader.get()
                 session = plan_memory(video, session)
                 question = prompts.PLAN.format(goal=goal.strip().rstrip("."))
                 scores = model.score(model.project_state(session.state), question, steps).float().cpu()  # (C,)
@@ -412,22 +479,27 @@ def build_demo(model, *, limits: AppLimits | None = None, model_name: str = "", 
                 table = [[r + 1, steps[i], round(float(scores[i]), 4), f"{100 * float(share[i]):.1f}%"]
                          for r, i in enumerate(order)]
                 best = steps[order[0]]
-                return (_status(f"Most likely next step: **{best}**", "done"),
-                        {steps[i]: float(share[i]) for i in order}, table, session)
+                yield (_status(f"Most likely next step: **{best}**", "done"),
+                       {steps[i]: float(share[i]) for i in order}, table, session)
 
             @_user_errors
             def suggest(video: str | None, goal: str, candidates: str, session: ChatSession | None):
                 if not goal or not goal.strip():
                     raise UsageError("write the task goal first")
+                media.check_video(video, limits)
+                if not loader.ready:
+                    yield loading, gr.skip(), session
+                model = loader.get()
                 session = plan_memory(video, session)
                 question = prompts.PLAN.format(goal=goal.strip().rstrip("."))
                 step = "".join(model.chat(model.project_state(session.state), [], question,
                                           max_new_tokens=24)).strip().splitlines()
                 step = step[0].strip() if step else ""
                 if not step:
-                    return _status("The model suggested nothing (it may not be trained yet)."), candidates, session
+                    yield _status("The model suggested nothing (it may not be trained yet)."), candidates, session
+                    return
                 joined = "\n".join([*(candidates or "").splitlines(), step]).strip()
-                return _status(f"Suggested: **{step}**", "done"), joined, session
+                yield _status(f"Suggested: **{step}**", "done"), joined, session
 
             p_rank.click(rank, [p_video, p_goal, p_candidates, p_session], [p_status, p_label, p_table, p_session],
                          api_name="plan_rank", **model_events)

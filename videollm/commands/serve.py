@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from videollm.cli import add_command
-from videollm.commands.common import DEFAULT_MODEL, add_model_args, default_model_path, torch_device_dtype
+from videollm.commands.common import (
+    DEFAULT_MODEL,
+    add_model_args,
+    default_model_path,
+    torch_device_dtype,
+)
 from videollm.errors import UsageError
+
+if TYPE_CHECKING:
+    from videollm.model import VideoLLM
 
 
 def register(sub) -> None:
@@ -26,26 +36,53 @@ def serve(args: argparse.Namespace) -> int:
 
     Everything runs on this machine: no analytics, no requests to other hosts, uploads kept in the app's own temp
     folder. The default model is the shipped embedded checkpoint (it knows only the synthetic video world); pass
-    --model DIR for a full-size checkpoint. Open the printed URL in a browser; Ctrl-C stops the server.
+    --model DIR for a full-size checkpoint. Open the printed URL in a browser; Ctrl-C stops the server. The page is
+    served while the model is still loading: requests made before "model ready" is printed wait for it.
     """
     import tempfile
+    import time
 
+    started = time.perf_counter()
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
     workdir = tempfile.mkdtemp(prefix="videollm-app-")
-    from videollm_app import AppLimits, build_demo, launch, offline_environment
+    from videollm_app import (
+        AppLimits,
+        ModelLoader,
+        build_demo,
+        launch,
+        offline_environment,
+    )
 
     offline_environment(workdir)
-    from videollm.model import VideoLLM
-
     try:
         limits = AppLimits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
                            queue_size=args.queue_size)
     except ValueError as err:
         raise UsageError(str(err)) from None
     spec = str(default_model_path()) if args.model == DEFAULT_MODEL else args.model
-    device, dtype = torch_device_dtype(args)
-    model = VideoLLM.from_pretrained(spec, device=device, dtype=dtype)
-    demo = build_demo(model, limits=limits, model_name=spec, workdir=workdir)
-    launch(demo, host=args.host, port=args.port, block=True)
+    # Importing torch/transformers and loading the weights takes longer than everything the page needs, so the page
+    # is served first and the model loads right after (a thread loading during the Gradio import only slows both
+    # down: both are mostly Python imports holding the GIL).
+    loader = ModelLoader(lambda: _load_model(args, spec))
+    demo = build_demo(loader, limits=limits, model_name=spec, workdir=workdir)
+    launch(demo, host=args.host, port=args.port, block=False)
+    try:
+        loader.load()
+        print(f"videollm serve: model ready ({spec}) {time.perf_counter() - started:.1f} s after start",
+              flush=True)
+        demo.block_thread()
+    finally:
+        demo.close()
     return 0
+
+
+def _load_model(args: argparse.Namespace, spec: str) -> VideoLLM:
+    from videollm.config import preset_names
+    from videollm.model import VideoLLM
+
+    if not Path(spec).is_dir() and spec not in preset_names():
+        raise UsageError(f"--model {spec}: no such checkpoint directory or preset "
+                         f"(presets: {', '.join(preset_names())})")
+    device, dtype = torch_device_dtype(args)
+    return VideoLLM.from_pretrained(spec, device=device, dtype=dtype)
