@@ -197,6 +197,13 @@ def test_lr_schedule_and_recipes() -> None:
     embedded = TrainConfig.load("embedded")
     model_cfg = build_model_config(embedded)
     assert model_cfg.bridge.max_frames_per_segment == embedded.model_overrides["bridge"]["max_frames_per_segment"]
+    # The shipped checkpoint's two stages chain: the LM stage starts from the alignment stage's final weights and
+    # reads the same cached scene pool.
+    assert embedded.lm_weight == 0.0 and embedded.align_weight > 0
+    second = TrainConfig.load("embedded-lm")
+    assert Path(second.model) == Path(embedded.output_dir) / "final" and second.features_dir == embedded.features_dir
+    assert (second.data[0].scenes, second.data[0].seed) == (embedded.data[0].scenes, embedded.data[0].seed)
+    assert second.lm_weight > 0 and second.align_weight > 0
     published = TrainConfig.load("published")
     assert published.lr == 2e-5 and published.train_lm and published.data[0].num_frames == 16
     with pytest.raises(UsageError, match="unknown field"):

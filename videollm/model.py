@@ -180,24 +180,34 @@ class VideoLLM(nn.Module):
         with torch.no_grad():
             return self.projector(self.bridge.readout(state).to(self.device))
 
-    def forward(self, clips: Sequence[Sequence[Tensor]], batch: Mapping[str, Tensor]) -> Tensor:
+    def forward(self, clips: Sequence[Sequence[Tensor]], batch: Mapping[str, Tensor] | None,
+                return_visual: bool = False) -> Tensor | tuple[Tensor | None, Tensor, Tensor]:
         """Training loss of a batch.
 
         Args:
             clips: B clips of segments (see ``visual_tokens``).
             batch: ``input_ids``, ``attention_mask``, ``labels`` (B, T) from ``Processor.build_training_example`` +
                 ``collate``; each example holds exactly as many placeholders as its clip's readout has tokens.
+                None skips the LM (only with ``return_visual``: an alignment-only step).
+            return_visual: also return the projected visual tokens (B, R, H) and their mask (B, R), for auxiliary
+                losses on them.
 
         Returns:
-            Mean next-token cross-entropy over answer tokens (scalar).
+            Mean next-token cross-entropy over answer tokens (scalar), or ``(loss or None, visual, mask)``.
         """
         from videollm.lm import lm_loss, scatter_visual
 
         visual, mask = self.visual_tokens(clips)  # (B, R, H), (B, R)
-        input_ids = batch["input_ids"].to(self.device)
-        embeds = self.lm.get_input_embeddings()(input_ids)  # (B, T, H)
-        embeds = scatter_visual(embeds, input_ids, visual[mask], self.processor.placeholder_id)
-        return lm_loss(self.lm, embeds, batch["attention_mask"].to(self.device), batch["labels"].to(self.device))
+        loss = None
+        if batch is not None:
+            input_ids = batch["input_ids"].to(self.device)
+            embeds = self.lm.get_input_embeddings()(input_ids)  # (B, T, H)
+            embeds = scatter_visual(embeds, input_ids, visual[mask], self.processor.placeholder_id)
+            loss = lm_loss(self.lm, embeds, batch["attention_mask"].to(self.device),
+                           batch["labels"].to(self.device))
+        elif not return_visual:
+            raise UsageError("forward needs a batch unless return_visual=True")
+        return (loss, visual, mask) if return_visual else loss
 
     def num_visual_tokens(self, segment_lengths: Sequence[int]) -> int:
         """How many placeholders a clip with these segment lengths (frames) needs."""

@@ -101,6 +101,10 @@ class TrainConfig:
         grad_accum: micro-batches per optimiser step.
         lr, weight_decay, warmup_ratio, schedule, max_grad_norm: AdamW and its schedule.
         train_lm: also fine-tune the LM (published recipe); otherwise only bridge + projector train.
+        lm_weight: weight of the LM's answer cross-entropy; 0 skips the LM forward pass altogether (a fast
+            alignment-only stage).
+        align_weight: weight of the word-alignment loss (``videollm.train.align``) on world examples: projected
+            visual tokens scored against the LM's embeddings of the shown scene's attribute words.
         save_every: steps between checkpoints (the final model is always saved).
         keep_checkpoints: how many step checkpoints to keep on disk.
         max_minutes: stop (and save) once training has run this long; None for no limit.
@@ -126,6 +130,8 @@ class TrainConfig:
     schedule: str = "cosine"
     max_grad_norm: float = 1.0
     train_lm: bool = False
+    lm_weight: float = 1.0
+    align_weight: float = 0.0
     save_every: int = 50
     keep_checkpoints: int = 2
     max_minutes: float | None = None
@@ -153,6 +159,8 @@ class TrainConfig:
             raise UsageError("batch_size, grad_accum, save_every and keep_checkpoints must be >= 1")
         if self.steps is not None and self.steps < 1:
             raise UsageError(f"steps must be >= 1, got {self.steps}")
+        if self.lm_weight < 0 or self.align_weight < 0 or self.lm_weight + self.align_weight <= 0:
+            raise UsageError("lm_weight and align_weight must be >= 0 and not both 0")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise UsageError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 

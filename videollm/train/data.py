@@ -39,10 +39,12 @@ class Example:
     Attributes:
         segments: the clip's segments, each (L_k, P*P, Dv) pooled tokens (L_k <= F).
         messages: the conversation; exactly one user message holds the ``<video>`` marker.
+        words: attribute words of the scene the readout shows (world examples; targets of the alignment loss).
     """
 
     segments: list[Tensor]
     messages: list[Message]
+    words: list[str] = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -163,7 +165,9 @@ class WorldExamples:
             turns = [(qa[order[0]]["question"], qa[order[0]]["answer"])]
             order = order[1:]
         turns += [(qa[i]["question"], qa[i]["answer"]) for i in order[: src.extra_qa_turns]]
-        return Example([self.pool[i][0] for i in picks], conversation(turns))
+        from videollm.train.align import scene_words
+
+        return Example([self.pool[i][0] for i in picks], conversation(turns), scene_words(scenes[-1]))
 
 
 def conversation(turns: Sequence[tuple[str, str]]) -> list[Message]:

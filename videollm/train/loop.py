@@ -104,17 +104,30 @@ def lr_at(step: int, total: int, config: TrainConfig) -> float:
 
 
 def make_collate(model):
-    """Collate ``Example``s into ``(clips, batch)`` for ``VideoLLM.forward``."""
+    """Collate ``Example``s into ``(clips, batch, word_targets)`` for ``VideoLLM.forward`` and the alignment loss."""
+    from videollm.train.align import word_targets
 
-    def collate(examples: list[Example]) -> tuple[list[list[torch.Tensor]], dict[str, torch.Tensor]]:
+    def collate(examples: list[Example]) -> tuple[list[list[torch.Tensor]], dict[str, torch.Tensor], list[list[int]]]:
         clips, encoded = [], []
         for ex in examples:
             n = model.num_visual_tokens([s.shape[0] for s in ex.segments])
             encoded.append(model.processor.build_training_example(ex.messages, n))
             clips.append(ex.segments)
-        return clips, model.processor.collate(encoded)
+        return clips, model.processor.collate(encoded), word_targets(model.tokenizer, [ex.words for ex in examples])
 
     return collate
+
+
+def objective(model, clips, batch, targets, config: TrainConfig, vocab: torch.Tensor | None) -> torch.Tensor:
+    """The weighted training objective of one micro-batch: LM answer loss and/or word-alignment loss."""
+    from videollm.train.align import align_loss
+
+    if not config.align_weight:
+        return model(clips, batch)
+    lm, visual, mask = model(clips, batch if config.lm_weight else None, return_visual=True)
+    raw = model.module if hasattr(model, "module") else model
+    align = align_loss(visual, mask, targets, raw.lm.get_input_embeddings().weight, vocab)
+    return config.align_weight * align + (config.lm_weight * lm if lm is not None else 0.0)
 
 
 def trainable_parameters(model, train_lm: bool) -> list[torch.nn.Parameter]:
@@ -270,6 +283,11 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
         loader = accelerator.skip_first_batches(loader, step * config.grad_accum)
 
     raw = accelerator.unwrap_model(model)
+    vocab = None
+    if config.align_weight:
+        from videollm.train.align import align_vocab
+
+        vocab = align_vocab(raw.tokenizer, raw.lm.get_input_embeddings().weight.shape[0]).to(raw.device)
     raw.train()
     raw.lm.train(config.train_lm)
     bar = tqdm(total=target, initial=step, unit="step", desc="train",
@@ -277,7 +295,7 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     t_start = time.perf_counter()
     micro, running = step * config.grad_accum, []
     stopped_early = False
-    for clips, batch in loader:
+    for clips, batch, targets in loader:
         if step >= target:
             break
         # Reseed per micro-batch: dropout masks depend only on the position in the run (exact resume).
@@ -285,7 +303,7 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
         with accelerator.accumulate(model):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, target, config)
-            loss = model(clips, batch)
+            loss = objective(model, clips, batch, targets, config, vocab)
             accelerator.backward(loss)
             if accelerator.sync_gradients and config.max_grad_norm:
                 accelerator.clip_grad_norm_(params, config.max_grad_norm)

@@ -1,0 +1,107 @@
+"""Word-alignment auxiliary loss: make the projected visual tokens of a scene point at the LM's own word embeddings
+of what the scene shows.
+
+A frozen LM reads a visual token most easily when it looks like a word it knows. For every training clip the
+target words are the attribute words of the scene the readout shows (size, colour, shape and motion of each
+object, e.g. " large", " red", " star", " bounces"). The loss scores every visual token against every vocabulary
+embedding by cosine similarity, pools over the clip's tokens (log-sum-exp, so one token may carry one word), and
+takes the cross-entropy of each target word against the whole vocabulary. It needs no LM forward pass, so it is
+cheap enough to add to every step, and it gives the bridge and projector a direct gradient towards encoding the
+attributes before the LM has learnt to read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from videollm.world.vocab import MOTION_PHRASES
+
+# The word of each motion phrase that carries the motion ("moves left" -> "left", "stays still" -> "still").
+MOTION_WORDS = {motion: phrase.split()[-1] for motion, phrase in MOTION_PHRASES.items()}
+
+
+def word_id(tokenizer, word: str) -> int:
+    """Token id of `` word`` (with its leading space, as in a caption); the first piece when it splits."""
+    ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"{word!r} tokenises to nothing")
+    return int(ids[0])
+
+
+def scene_words(scene) -> list[str]:
+    """Attribute words of a world ``SceneSpec`` (deduplicated, in order of appearance)."""
+    words: list[str] = []
+    for obj in scene.objects:
+        for word in (obj.size, obj.colour, obj.shape, MOTION_WORDS[obj.motion]):
+            if word not in words:
+                words.append(word)
+    return words
+
+
+def align_loss(visual: Tensor, mask: Tensor, targets: Sequence[Sequence[int]], embeddings: Tensor,
+               vocab: Tensor, temperature: float = 0.05) -> Tensor:
+    """Bag-of-words loss of projected visual tokens against the LM's vocabulary.
+
+    Args:
+        visual: (B, R, H) projected readout tokens.
+        mask: (B, R) True on real tokens.
+        targets: per clip, the token ids its tokens should name (empty: the clip adds nothing).
+        embeddings: (V, H) the LM's input embedding matrix (frozen).
+        vocab: (K,) token ids the words compete against (every target must be among them): the attribute words
+            plus a fixed sample of other words; scoring the whole vocabulary would cost more than the LM step.
+        temperature: cosine-similarity temperature.
+
+    Returns:
+        Mean cross-entropy over all target words of the batch (0 when there is none).
+    """
+    rows = [b for b, t in enumerate(targets) if len(t)]
+    if not rows:
+        return visual.sum() * 0.0
+    v = F.normalize(visual[rows], dim=-1)  # (B', R, H)
+    e = F.normalize(embeddings.detach()[vocab].to(v.dtype), dim=-1)  # (K, H)
+    scores = (v @ e.T) / temperature  # (B', R, K)
+    scores = scores.masked_fill(~mask[rows].unsqueeze(-1), float("-inf"))
+    pooled = torch.logsumexp(scores, dim=1)  # (B', K)
+    logp = F.log_softmax(pooled, dim=-1)
+    column = {int(t): k for k, t in enumerate(vocab.tolist())}
+    picked = [logp[i, torch.as_tensor([column[int(t)] for t in targets[b]], device=logp.device)]
+              for i, b in enumerate(rows)]
+    return -torch.cat(picked).mean()
+
+
+def world_words() -> list[str]:
+    """Every attribute word a world caption can contain."""
+    from videollm.world.vocab import COLOUR_NAMES, MOTIONS, SHAPES, SIZE_NAMES
+
+    return [*SIZE_NAMES, *COLOUR_NAMES, *SHAPES, *(MOTION_WORDS[m] for m in MOTIONS)]
+
+
+def align_vocab(tokenizer, vocab_size: int, distractors: int = 1024, seed: int = 0) -> Tensor:
+    """The token ids target words compete against: every world attribute word plus a seeded sample of others.
+
+    Args:
+        tokenizer: the LM's tokenizer.
+        vocab_size: rows of the LM's embedding matrix.
+        distractors: how many other token ids to sample.
+        seed: sampling seed (fixed, so a resumed run scores against the same words).
+
+    Returns:
+        (K,) int64, sorted and unique.
+    """
+    words = {word_id(tokenizer, w) for w in world_words()}
+    generator = torch.Generator().manual_seed(seed)
+    others = torch.randint(0, vocab_size, (distractors,), generator=generator).tolist()
+    return torch.tensor(sorted(words | set(others)), dtype=torch.int64)
+
+
+def word_targets(tokenizer, words_per_example: Sequence[Sequence[str]]) -> list[list[int]]:
+    """Token ids of each example's words (see ``word_id``)."""
+    cache: dict[str, int] = {}
+    out = []
+    for words in words_per_example:
+        out.append([cache.setdefault(w, word_id(tokenizer, w)) for w in words])
+    return out
