@@ -1,6 +1,6 @@
-"""Scene-cut quality: ``videollm.scenes.find_scenes`` (SceneTiling on DINOv2-S CLS) against PySceneDetect.
+"""Scene-cut quality: ``videollm.scenes.find_scenes`` (SceneTiling on DINOv2-S features) against PySceneDetect.
 
-Run: ``python benchmarks/scenecuts.py --out runs/scenecuts.json [--threads 1]`` (about 7 minutes on 2 cores; see
+Run: ``python benchmarks/scenecuts.py --out runs/scenecuts.json [--threads 1]`` (about 3 minutes on 2 cores; see
 ``--help`` for the dataset sizes).
 Prints one table per dataset and writes every number (and every predicted cut) to the JSON file given by ``--out``
 (a folder gets ``scenecuts.json``). Everything is measured in this run; nothing is read from earlier runs.
@@ -16,9 +16,11 @@ Datasets (each video has known cut times):
   held-out split; ground truth is their JSON ``cut_times``; some boundaries are fades through black.
 
 Methods: ``find_scenes`` with the embedded vision config at 2 fps, alpha 0.5, max_cuts 15 (the published cap) and
-with no cap (same features, re-segmented); PySceneDetect's ContentDetector and AdaptiveDetector at their default
-thresholds; and the streaming segmenter (``scenetiling.StreamingSceneTiler``) on the same features. Scores: boundary
-precision / recall / F1 with one-to-one matching within +-1 s.
+with no cap (same features, re-segmented), once per per-frame feature (``videollm.scenes.SCENE_FEATURES``): "fast"
+(the ``videollm scenes`` default: mean patch token after block 4 at 112 px) and "published" (penultimate-layer CLS at
+224 px); PySceneDetect's ContentDetector and AdaptiveDetector at their default thresholds; and the streaming segmenter
+(``scenetiling.StreamingSceneTiler``) on the published CLS features (what the captioning pipeline streams). Scores:
+boundary precision / recall / F1 with one-to-one matching within +-1 s. Wall times include decoding.
 
 Separately, the streaming segmenter is scored against the offline rule (``scenetiling.segment_ends`` with no cut cap)
 on the same CLS features, +-1 frame, per video and on one long stream made of every video's features in a row.
@@ -27,6 +29,7 @@ on the same CLS features, +-1 frame, per video and on one long stream made of ev
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import math
@@ -97,7 +100,7 @@ class Video:
     fades: list[float] = field(default_factory=list)
     cuts: dict[str, list[float]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    cls: torch.Tensor | None = None  # (T, D) CLS features find_scenes segmented
+    cls: torch.Tensor | None = None  # (T, D) published CLS features find_scenes segmented
     times: np.ndarray | None = None  # (T,) their times in seconds
 
 
@@ -232,36 +235,40 @@ def make_world_videos(n: int, seed: int, heldout: bool, out: Path) -> list[Video
 # --------------------------------------------------------------------------------------------------- methods
 
 
-def run_find_scenes(videos: list[Video], encoder, vision_cfg) -> None:
-    """find_scenes with the published settings, then the same features re-segmented with no cut cap."""
+def run_find_scenes(videos: list[Video], encoder, vision_cfg, features: str) -> None:
+    """find_scenes with the published rule settings on ``features``, then the same features re-segmented with no
+    cut cap. Methods are named ``ours <features>`` and ``ours <features> (no cap)``."""
     from videollm.scenes import find_scenes, scene_spans
     from videollm.segmentation import SegmentationConfig, segment_ends
 
     capped = SegmentationConfig(fps=2.0, alpha=0.5, max_cuts=15)
     uncapped = SegmentationConfig(fps=2.0, alpha=0.5, max_cuts=None)
+    name = f"ours {features}"
     for video in videos:
         start = time.perf_counter()
-        result = find_scenes(str(video.path), vision_cfg, capped, encoder=encoder)
+        result = find_scenes(str(video.path), vision_cfg, capped, encoder=encoder, features=features)
         encode_s = time.perf_counter() - start
-        video.cuts["find_scenes"] = [s for s, _ in result.scenes[1:]]
-        video.seconds["find_scenes"] = encode_s
-        video.cls, video.times = result.cls, result.times
+        video.cuts[name] = [s for s, _ in result.scenes[1:]]
+        video.seconds[name] = encode_s
+        if features == "published":
+            video.cls, video.times = result.features, result.times
 
         start = time.perf_counter()
-        ends = segment_ends(result.cls, uncapped)
+        ends = segment_ends(result.features, uncapped)
         spans = scene_spans(result.times, ends, result.duration)
-        video.cuts["find_scenes (no cap)"] = [s for s, _ in spans[1:]]
-        video.seconds["find_scenes (no cap)"] = encode_s + time.perf_counter() - start
+        video.cuts[f"{name} (no cap)"] = [s for s, _ in spans[1:]]
+        video.seconds[f"{name} (no cap)"] = encode_s + time.perf_counter() - start
 
 
 def run_streaming(videos: list[Video]) -> None:
-    """The streaming segmenter on find_scenes' features, frame by frame; cuts placed like ``scene_spans``."""
+    """The streaming segmenter on find_scenes' published CLS features, frame by frame; cuts placed like
+    ``scene_spans``."""
     for video in videos:
         start = time.perf_counter()
         ends = streaming_ends(video.cls)
         cuts = [0.5 * (video.times[e] + video.times[e + 1]) for e in ends[:-1]]
         video.cuts["streaming tiler"] = [float(c) for c in cuts]
-        video.seconds["streaming tiler"] = video.seconds["find_scenes"] + time.perf_counter() - start
+        video.seconds["streaming tiler"] = video.seconds["ours published"] + time.perf_counter() - start
 
 
 def streaming_ends(cls: torch.Tensor, gate: float | None = None) -> list[int]:
@@ -376,15 +383,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
 
     from videollm.config import ModelConfig
+    from videollm.scenes import SCENE_FEATURES
     from videollm.vision import build_vision_encoder
 
     vision_cfg = ModelConfig.preset("embedded").vision
     start = time.perf_counter()
-    encoder = build_vision_encoder(vision_cfg)
+    encoders = {name: build_vision_encoder(spec.vision_config(vision_cfg)) for name, spec in SCENE_FEATURES.items()}
     build_s = time.perf_counter() - start
 
     report: dict = {
         "settings": {"tolerance_s": TOLERANCE_S, "fps": 2.0, "alpha": 0.5, "vision": vision_cfg.backend,
+                     "features": {name: dataclasses.asdict(spec) for name, spec in SCENE_FEATURES.items()},
                      "threads": args.threads, "seed": args.seed, "encoder_build_s": round(build_s, 2),
                      "python": platform.python_version(), "torch": torch.__version__,
                      "scenedetect": __import__("scenedetect").__version__},
@@ -423,7 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             start = time.perf_counter()
             videos = make()
             made_s = time.perf_counter() - start
-            run_find_scenes(videos, encoder, vision_cfg)
+            for name, encoder in encoders.items():
+                run_find_scenes(videos, encoder, vision_cfg, name)
             run_streaming(videos)
             run_pyscenedetect(videos)
             rows = score_dataset(videos)
@@ -446,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pooled, long = other["per_video_pooled"], other["long_stream"]
             print(f"  {'':<14} gate {other['gate']:g} instead: per-video pooled F1 {pooled['f1']:.3f}, "
                   f"mean {other['per_video_mean_f1']:.3f};  long stream F1 {long['f1']:.3f}")
-    print(f"\nencoder build {build_s:.1f} s (not in wall times); threads {args.threads}")
+    print(f"\nencoder builds {build_s:.1f} s (not in wall times); threads {args.threads}")
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {out}")
     return 0

@@ -85,9 +85,9 @@ def test_table_output_fps_and_max_cuts(capsys: pytest.CaptureFixture[str], truth
     lines = captured.out.splitlines()
     assert lines[0] == f"{SAMPLE}: 2 scenes, 11.62 s, sampled at 1 fps"
     assert len(lines) == 3
-    # With one cut allowed, the deepest one survives: the first hard cut (the strongest change in the sample).
+    # With one cut allowed, the deepest one survives, and it is one of the sample's true hard cuts.
     first_end = float(lines[1].split()[-2])
-    assert abs(first_end - truth["cut_times"][0]) <= 1.0
+    assert min(abs(first_end - t) for t in truth["cut_times"]) <= 1.0
 
 
 # ------------------------------------------------------------------------------------------------- bad input

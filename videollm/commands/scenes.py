@@ -24,6 +24,10 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=non_negative_int, default=None, help="keep exactly the k deepest cuts instead")
     p.add_argument("--min-len", type=positive_int, default=None,
                    help="minimum scene length in sampled frames (default 1)")
+    p.add_argument("--features", choices=("fast", "published"), default="fast",
+                   help="per-frame feature the rule runs on: fast (default; mean patch token after block 4 at 112 px, "
+                        "more accurate and much cheaper with DINOv2-S) or published (penultimate-layer CLS at the "
+                        "model's input size)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--plot", metavar="FILE.png", help="write the similarity/depth curve with the cuts")
 
@@ -61,8 +65,9 @@ def positive_int(text: str) -> int:
 def scenes(args: argparse.Namespace) -> int:
     """Split a video into scenes with SceneTiling and print their time spans.
 
-    Frames are sampled at --fps, encoded once by the model's vision encoder (penultimate-layer CLS), and cut where
-    the TextTiling depth of consecutive-frame cosine similarity exceeds mean + alpha*std (the published rule).
+    Frames are sampled at --fps, encoded once by the model's vision encoder (by default the mean patch token after
+    block 4 at 112 px; --features published: the penultimate-layer CLS), and cut where the TextTiling depth of
+    consecutive-frame cosine similarity exceeds mean + alpha*std (the published rule).
     With --json, stdout is {"video", "duration", "fps", "scenes": [{"start", "end"}, ...]} in seconds.
     """
     from videollm.scenes import find_scenes
@@ -77,7 +82,8 @@ def scenes(args: argparse.Namespace) -> int:
             setattr(seg, name, value)
     seg.__post_init__()
     device, dtype = torch_device_dtype(args)
-    result = find_scenes(args.video, cfg.vision, seg, device=device, dtype=dtype, progress=not args.json)
+    result = find_scenes(args.video, cfg.vision, seg, device=device, dtype=dtype, progress=not args.json,
+                         features=args.features)
     if args.plot:
         try:
             result.plot(args.plot)
