@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import scenetiling
+from scenetiling import synthetic
 from scenetiling.reference import (
     boundaries_reference,
     depth_scores_reference,
@@ -33,14 +34,8 @@ def best_time(fn: Callable[[], object], repeat: int) -> float:
 
 
 def scene_features(t: int, d: int, seed: int = 0) -> torch.Tensor:
-    """(T, D) piecewise-constant scene means (10-120 frames per scene) plus noise."""
-    rng = np.random.default_rng(seed)
-    lengths: list[int] = []
-    while sum(lengths) < t:
-        lengths.append(int(rng.integers(10, 121)))
-    base = rng.normal(size=d)
-    parts = [0.5 * base + rng.normal(size=d) + 0.3 * rng.normal(size=(n, d)) for n in lengths]
-    return torch.tensor(np.concatenate(parts)[:t], dtype=torch.float32)
+    """(T, D) piecewise-constant scene means (10-120 frames per scene) plus noise 0.3."""
+    return synthetic.scene_features(seed, t, d)[0]
 
 
 def main() -> None:

@@ -191,18 +191,10 @@ SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples" / "world" / "
 
 
 def scene_features(seed: int, t: int, d: int, noise: float, lo: int, hi: int) -> torch.Tensor:
-    """Piecewise-constant random scene means (sharing a common component) plus Gaussian noise, as in the unit tests.
+    """The unit tests' synthetic sequences (``scenetiling.synthetic``), features only."""
+    from scenetiling import synthetic
 
-    Returns:
-        (t, d) float32 features; scene lengths are uniform in ``[lo, hi]`` frames.
-    """
-    rng = np.random.default_rng(seed)
-    lengths: list[int] = []
-    while sum(lengths) < t:
-        lengths.append(int(rng.integers(lo, hi + 1)))
-    base = rng.normal(size=d)
-    parts = [0.5 * base + rng.normal(size=d) + noise * rng.normal(size=(n, d)) for n in lengths]
-    return torch.tensor(np.concatenate(parts)[:t], dtype=torch.float32)
+    return synthetic.scene_features(seed, t, d, noise, lo, hi)[0]
 
 
 def random_suites() -> dict[str, list[torch.Tensor]]:

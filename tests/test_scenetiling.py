@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import scenetiling
+from scenetiling import synthetic
 from scenetiling.reference import (
     boundaries_reference,
     depth_scores_reference,
@@ -29,15 +30,7 @@ def assert_same(a: torch.Tensor, b: torch.Tensor) -> None:
 
 def scene_features(seed: int, t: int, d: int, noise: float, lo: int = 10, hi: int = 120) -> tuple[torch.Tensor, list[int]]:
     """Piecewise-constant scene means (sharing a common component) plus Gaussian noise; returns features, true cuts."""
-    rng = np.random.default_rng(seed)
-    lengths: list[int] = []
-    while sum(lengths) < t:
-        lengths.append(int(rng.integers(lo, hi + 1)))
-    base = rng.normal(size=d)
-    parts = [0.5 * base + rng.normal(size=d) + noise * rng.normal(size=(n, d)) for n in lengths]
-    feats = torch.tensor(np.concatenate(parts)[:t], dtype=torch.float32)
-    cuts = [int(c) for c in np.cumsum(lengths)[:-1] - 1 if c - 1 < t - 1]
-    return feats, cuts
+    return synthetic.scene_features(seed, t, d, noise, lo, hi)
 
 
 # Exact-valued similarities (multiples of 1/8) so that plateaus and equal depths really are equal.
