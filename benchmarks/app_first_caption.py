@@ -12,14 +12,12 @@ Usage: ``python benchmarks/app_first_caption.py [--video FILE] [--runs 3]``.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_startup import READY_LINE, _env, free_port  # noqa: E402
+from serve_startup import Server
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "samples" / "world" / "video" / "video_000000.mp4"
@@ -38,22 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from gradio_client import Client, handle_file
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "videollm", "serve", "--port", str(port)], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ready = threading.Event()
-
-    def watch_output() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if READY_LINE in line:
-                ready.set()
-
-    threading.Thread(target=watch_output, daemon=True).start()
+    server = Server()
     try:
-        if not ready.wait(args.timeout):
+        if not server.wait_ready(args.timeout):
             raise SystemExit("videollm serve did not become ready in time")
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(f"http://127.0.0.1:{server.port}/", verbose=False)
         for run in range(args.runs):
             started = time.perf_counter()
             job = client.submit(handle_file(args.video), api_name="/watch")
@@ -69,11 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {run + 1}: first scene caption {shown}, all scenes {total:.2f} s ({updates} updates) "
                   f"for {Path(args.video).name}")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()
     return 0
 
 

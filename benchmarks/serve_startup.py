@@ -52,46 +52,68 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+class Server:
+    """``python -m videollm serve`` on a free port as a subprocess, with its output watched for the ready line.
+
+    Attributes:
+        port: the port it serves on.
+        started: ``time.perf_counter()`` just before the process was started.
+        ready_after: seconds from ``started`` to the "model ready" line (None until it is printed).
+    """
+
+    def __init__(self, model: str | None = None) -> None:
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "videollm", "serve", "--port", str(self.port)]
+        if model:
+            cmd += ["--model", model]
+        self.ready_after: float | None = None
+        self._ready = threading.Event()
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._reader = threading.Thread(target=self._watch_output, daemon=True)
+        self._reader.start()
+
+    def _watch_output(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if READY_LINE in line and not self._ready.is_set():
+                self.ready_after = time.perf_counter() - self.started
+                self._ready.set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait for the "model ready" line; False when ``timeout`` seconds pass first."""
+        return self._ready.wait(timeout)
+
+    def stop(self) -> None:
+        """Terminate the server (kill it when it does not exit within 10 s)."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=5)
+
+
 def one_run(model: str | None, timeout: float, page_only: bool = False) -> dict[str, float | None]:
     """Start the server once; returns seconds to the first HTTP 200 and to the "model ready" line (None: never).
 
     ``page_only`` stops at the first 200 (for servers that print no readiness line, e.g. older versions).
     """
-    port = free_port()
-    cmd = [sys.executable, "-m", "videollm", "serve", "--port", str(port)]
-    if model:
-        cmd += ["--model", model]
-    ready: list[float] = []
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    def watch_output() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if READY_LINE in line and not ready:
-                ready.append(time.perf_counter() - started)
-
-    reader = threading.Thread(target=watch_output, daemon=True)
-    reader.start()
+    server = Server(model)
     first_200 = None
     try:
-        while time.perf_counter() - started < timeout and proc.poll() is None:
-            if first_200 is None and _http_ok(f"http://127.0.0.1:{port}/"):
-                first_200 = time.perf_counter() - started
-            if first_200 is not None and (ready or page_only):
+        while time.perf_counter() - server.started < timeout and server.proc.poll() is None:
+            if first_200 is None and _http_ok(f"http://127.0.0.1:{server.port}/"):
+                first_200 = time.perf_counter() - server.started
+            if first_200 is not None and (server.ready_after is not None or page_only):
                 break
             time.sleep(0.05)
-        if proc.poll() is not None:
-            raise RuntimeError(f"videollm serve exited with code {proc.returncode} before it was ready")
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"videollm serve exited with code {server.proc.returncode} before it was ready")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=5)
-    return {"first_200_s": first_200, "model_ready_s": ready[0] if ready else None}
+        server.stop()
+    return {"first_200_s": first_200, "model_ready_s": server.ready_after}
 
 
 def main(argv: list[str] | None = None) -> int:
