@@ -51,7 +51,7 @@ def align_loss(visual: Tensor, mask: Tensor, targets: Sequence[Sequence[int]], e
         mask: (B, R) True on real tokens.
         targets: per clip, the token ids its tokens should name (empty: the clip adds nothing).
         embeddings: (V, H) the LM's input embedding matrix (frozen).
-        vocab: (K,) token ids the words compete against (every target must be among them): the attribute words
+        vocab: (K,) sorted token ids the words compete against (every target must be among them): the attribute words
             plus a fixed sample of other words; scoring the whole vocabulary would cost more than the LM step.
         temperature: cosine-similarity temperature.
 
@@ -67,10 +67,10 @@ def align_loss(visual: Tensor, mask: Tensor, targets: Sequence[Sequence[int]], e
     scores = scores.masked_fill(~mask[rows].unsqueeze(-1), float("-inf"))
     pooled = torch.logsumexp(scores, dim=1)  # (B', K)
     logp = F.log_softmax(pooled, dim=-1)
-    column = {int(t): k for k, t in enumerate(vocab.tolist())}
-    picked = [logp[i, torch.as_tensor([column[int(t)] for t in targets[b]], device=logp.device)]
-              for i, b in enumerate(rows)]
-    return -torch.cat(picked).mean()
+    ids = torch.tensor([t for b in rows for t in targets[b]], device=logp.device)  # (N,)
+    row = torch.repeat_interleave(torch.arange(len(rows), device=logp.device),
+                                  torch.tensor([len(targets[b]) for b in rows], device=logp.device))  # (N,)
+    return -logp[row, torch.searchsorted(vocab.to(logp.device), ids)].mean()
 
 
 def world_words() -> list[str]:
