@@ -1,7 +1,8 @@
 """``videollm scenes`` end to end through ``videollm.cli.main``: JSON schema, cuts on a synthetic-world sample with
 known cut times, ``--plot``, and bad input (each a one-line ``videollm: error:`` naming the file, exit code 2).
 
-Only two tests run the real DINOv2 encoder (on a shipped 12-second sample); bad input fails before any model loads.
+The default per-frame feature is a colour histogram (no model); the tests that pass --features fast run the real
+DINOv2 encoder on a shipped 12-second sample; bad input fails before anything is decoded.
 """
 
 from __future__ import annotations
@@ -88,6 +89,31 @@ def test_table_output_fps_and_max_cuts(capsys: pytest.CaptureFixture[str], truth
     # With one cut allowed, the deepest one survives, and it is one of the sample's true hard cuts.
     first_end = float(lines[1].split()[-2])
     assert min(abs(first_end - t) for t in truth["cut_times"]) <= 1.0
+
+
+def test_max_cuts_none_and_min_len(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """20 flat colour scenes of 2 s: the published cap keeps 15 cuts, --max-cuts none all 19; a 1-frame flash in
+    the middle of a scene becomes a scene of its own (cut on both sides) only with --min-len 1."""
+    from videollm.world import write_frames
+
+    hues = [(255, 0, 0), (0, 200, 0), (0, 0, 255), (230, 230, 0), (0, 220, 220), (255, 0, 255), (250, 250, 250),
+            (30, 30, 30), (255, 128, 0), (128, 0, 255)]
+    colours = [hues[k % len(hues)] for k in range(20)]
+    frames = [np.full((48, 64, 3), c, dtype=np.uint8) for c in colours for _ in range(8)]  # 2 s each at 4 fps
+    frames[4 * 8 + 4] = np.full((48, 64, 3), (255, 255, 255), dtype=np.uint8)  # one flash inside scene 5, at 9.0 s
+    video = write_frames(frames, tmp_path / "many.mp4", 4.0, 64, 48)
+
+    def cuts(*options: str) -> list[float]:
+        assert main(["scenes", str(video), "--json", *options]) == 0
+        return [s["start"] for s in json.loads(capsys.readouterr().out)["scenes"][1:]]
+
+    truth = [2.0 * k - 0.25 for k in range(1, 20)]  # half-way between the samples either side of each change
+    capped, uncapped, flashes = cuts(), cuts("--max-cuts", "none"), cuts("--max-cuts", "none", "--min-len", "1")
+    assert len(capped) == 15 and set(capped) <= set(uncapped)
+    # The default 2-frame minimum allows one cut at the flash (into it or out of it) but not both.
+    extra = sorted(set(uncapped) - set(truth))
+    assert set(truth) <= set(uncapped) and len(extra) == 1 and extra[0] in (8.75, 9.25), uncapped
+    assert sorted(set(flashes) - set(truth)) == [8.75, 9.25] and len(flashes) == 21
 
 
 # ------------------------------------------------------------------------------------------------- bad input
@@ -192,6 +218,7 @@ def test_bad_input_is_one_line_error(case: str, tmp_path: Path, video_factory: C
 @pytest.mark.parametrize(
     "option",
     [["--fps", "-1"], ["--fps", "0"], ["--fps", "two"], ["--fps", "inf"], ["--alpha", "nan"], ["--max-cuts", "-1"],
+     ["--max-cuts", "all"],
      ["--top-k", "-1"], ["--min-len", "0"]],
     ids=lambda o: " ".join(o),
 )

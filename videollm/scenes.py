@@ -1,11 +1,12 @@
-"""Scene detection on a video file: decode → encode (one feature per frame) → SceneTiling → time spans.
+"""Scene detection on a video file: decode → one feature per frame → SceneTiling → time spans.
 
 The SceneTiling rule is always the published one (``scenetiling.segment_ends``); what can change is the per-frame
-feature it runs on (``SceneFeatures``). The published model feeds it the penultimate-layer CLS at the encoder's
-input size (``"published"``); ``videollm scenes`` defaults to ``"fast"``, the mean of the patch tokens after block 4
-at 112 px. With DINOv2 ViT-S/14 that cut the benchmark videos (real footage, synthetic world, held-out world) at least
-as accurately as the published feature, and it needs a fraction of the encoder compute: 4x fewer patches and 4 of
-the 12 blocks (benchmarks/scenecuts.py measures both). Other encoders get the same layer and size, unmeasured.
+feature it runs on. The published model feeds it the vision encoder's penultimate-layer CLS at the encoder's input
+size (``"published"``). ``"fast"`` is the mean patch token after block 4 at 112 px (a fraction of the encoder
+compute). ``videollm scenes`` defaults to ``"histogram"``: each frame's square-rooted HSV colour histogram
+(``scenetiling.histogram``), no neural network at all. On the scene-cut benchmark (real footage, synthetic world,
+held-out world; benchmarks/scenecuts.py measures all three) the histogram with a 1 s minimum scene cut every video
+as accurately as PySceneDetect, and decoding is then most of the time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from scenetiling.histogram import DEFAULT_BINS, DEFAULT_GRID, hsv_histograms
 from videollm.errors import UsageError, VideoError
 from videollm.segmentation import SegmentationConfig, segment_ends
 
@@ -54,13 +56,31 @@ class SceneFeatures:
         return dataclasses.replace(vision_cfg, **changes)
 
 
+@dataclass(frozen=True)
+class HistogramFeatures:
+    """Colour-histogram per-frame features (``scenetiling.hsv_histograms``): no encoder is built or run.
+
+    Attributes:
+        bins: hue, saturation and value bins.
+        grid: pixels are read on at most grid x grid evenly spaced positions of each frame.
+    """
+
+    bins: tuple[int, int, int] = DEFAULT_BINS
+    grid: int = DEFAULT_GRID
+
+    def __post_init__(self) -> None:
+        if len(self.bins) != 3 or min(self.bins) < 1 or self.grid < 1:
+            raise UsageError(f"histogram features need 3 bin counts >= 1 and grid >= 1, got {self.bins}, {self.grid}")
+
+
 # Chosen with DINOv2 ViT-S/14 at 2 fps and alpha 0.5 on the scene-cut benchmark videos: the mean patch token of an
 # early block had boundary F1 >= the published CLS on every suite; shallow and low-resolution is also the cheap end.
-SCENE_FEATURES: dict[str, SceneFeatures] = {
+SCENE_FEATURES: dict[str, SceneFeatures | HistogramFeatures] = {
+    "histogram": HistogramFeatures(),
     "fast": SceneFeatures(pool="mean", layer=4, image_size=112),
     "published": SceneFeatures(pool="cls"),
 }
-DEFAULT_SCENE_FEATURES = "fast"
+DEFAULT_SCENE_FEATURES = "histogram"
 
 
 @dataclass
@@ -105,9 +125,9 @@ def scene_spans(times: np.ndarray, ends: list[int], duration: float) -> list[tup
     return [(float(a), float(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def scene_features(name: str | SceneFeatures) -> SceneFeatures:
-    """A ``SceneFeatures`` from one of the names in ``SCENE_FEATURES`` (an instance is returned as is)."""
-    if isinstance(name, SceneFeatures):
+def scene_features(name: str | SceneFeatures | HistogramFeatures) -> SceneFeatures | HistogramFeatures:
+    """A feature spec from one of the names in ``SCENE_FEATURES`` (an instance is returned as is)."""
+    if isinstance(name, SceneFeatures | HistogramFeatures):
         return name
     if name not in SCENE_FEATURES:
         raise UsageError(f"unknown scene features {name!r}; choose one of {', '.join(SCENE_FEATURES)}")
@@ -116,19 +136,20 @@ def scene_features(name: str | SceneFeatures) -> SceneFeatures:
 
 def find_scenes(path: str, vision_cfg, seg_cfg: SegmentationConfig, device="cpu", dtype=torch.float32,
                 progress: bool = False, encoder=None,
-                features: str | SceneFeatures = DEFAULT_SCENE_FEATURES) -> SceneResult:
+                features: str | SceneFeatures | HistogramFeatures = DEFAULT_SCENE_FEATURES) -> SceneResult:
     """Run SceneTiling over a video file.
 
     Args:
         path: video file.
         vision_cfg: ``VisionConfig`` of the model's encoder (backend and weights; ``features`` may override its
-            layer and input size).
+            layer and input size). Unused by histogram features.
         seg_cfg: sampling fps and the segmentation rule.
         device, dtype: where and in what precision the encoder runs.
         progress: show a progress bar on stderr.
         encoder: an already built encoder for ``scene_features(features).vision_config(vision_cfg)`` (skips
             building one).
-        features: which per-frame feature the rule runs on: a ``SCENE_FEATURES`` name or a ``SceneFeatures``.
+        features: which per-frame feature the rule runs on: a ``SCENE_FEATURES`` name, a ``SceneFeatures`` or a
+            ``HistogramFeatures``.
 
     Returns:
         The scenes; raises ``VideoError`` for unreadable input or fewer than 2 sampled frames.
@@ -144,21 +165,27 @@ def find_scenes(path: str, vision_cfg, seg_cfg: SegmentationConfig, device="cpu"
         meta = reader.meta
         if meta.num_frames < 2:
             raise VideoError(path, f"video has {meta.num_frames} frame(s); scene detection needs at least 2")
-        if encoder is None:
-            encoder = build_vision_encoder(spec.vision_config(vision_cfg), device=device, dtype=dtype)
         expected = max(1, math.ceil(meta.duration * min(seg_cfg.fps, meta.fps)))
         bar = tqdm(total=expected, unit="frame", desc="scenes", disable=not progress, leave=False)
-        batches = reader.iter_fps(seg_cfg.fps, batch_size=16)
-        # Pooling the patch grid to 1 x 1 is the mean over all patch tokens.
-        feats = collect(_tick(encode_batches(batches, encoder, pool=1 if spec.pool == "mean" else None), bar))
+        batches = _tick(reader.iter_fps(seg_cfg.fps, batch_size=16), bar)
+        if isinstance(spec, HistogramFeatures):
+            parts = [(b.times, hsv_histograms(b.frames, spec.bins, spec.grid)) for b in batches]
+            times = np.concatenate([t for t, _ in parts]) if parts else np.zeros(0)
+            per_frame = torch.cat([h for _, h in parts]) if parts else torch.zeros(0, math.prod(spec.bins))
+        else:
+            if encoder is None:
+                encoder = build_vision_encoder(spec.vision_config(vision_cfg), device=device, dtype=dtype)
+            # Pooling the patch grid to 1 x 1 is the mean over all patch tokens.
+            feats = collect(encode_batches(batches, encoder, pool=1 if spec.pool == "mean" else None))
+            times = feats.times
+            per_frame = feats.tokens[:, 0] if spec.pool == "mean" else feats.cls  # (T, D)
         bar.close()
-    if len(feats.times) < 2:
-        raise VideoError(path, f"only {len(feats.times)} frame sampled at {seg_cfg.fps:g} fps; "
+    if len(times) < 2:
+        raise VideoError(path, f"only {len(times)} frame sampled at {seg_cfg.fps:g} fps; "
                                "scene detection needs at least 2 (raise --fps)")
-    per_frame = feats.tokens[:, 0] if spec.pool == "mean" else feats.cls  # (T, D)
     ends = segment_ends(per_frame, seg_cfg)
-    return SceneResult(str(path), float(meta.duration), seg_cfg.fps, feats.times, ends,
-                       scene_spans(feats.times, ends, float(meta.duration)), per_frame, seg_cfg.alpha)
+    return SceneResult(str(path), float(meta.duration), seg_cfg.fps, times, ends,
+                       scene_spans(times, ends, float(meta.duration)), per_frame, seg_cfg.alpha)
 
 
 def _tick(batches, bar):

@@ -12,6 +12,14 @@ from videollm.cli import add_command
 from videollm.commands.common import add_model_args, model_config, torch_device_dtype
 from videollm.errors import UsageError
 
+# The names of ``videollm.scenes.SCENE_FEATURES``, default first (spelled out here so that building the parser does
+# not import torch; a test keeps the two in step).
+FEATURE_CHOICES = ("histogram", "fast", "published")
+NO_CAP = "none"
+# Default shortest scene of the command: a fade through black would otherwise cut twice (into and out of the dark
+# frames), and PySceneDetect's detectors likewise refuse very short scenes by default.
+MIN_SCENE_S = 1.0
+
 
 def register(sub) -> None:
     p = add_command(sub, "scenes", scenes)
@@ -19,15 +27,17 @@ def register(sub) -> None:
     add_model_args(p)
     p.add_argument("--alpha", type=finite_float, default=None,
                    help="cut where depth > mean + alpha*std (default 0.5)")
-    p.add_argument("--max-cuts", type=non_negative_int, default=None,
-                   help="keep at most this many deepest cuts (default 15)")
+    p.add_argument("--max-cuts", type=cut_cap, default=None,
+                   help="keep at most this many deepest cuts (default 15, as published; 'none' for no limit, "
+                        "better for long videos)")
     p.add_argument("--top-k", type=non_negative_int, default=None, help="keep exactly the k deepest cuts instead")
     p.add_argument("--min-len", type=positive_int, default=None,
-                   help="minimum scene length in sampled frames (default 1)")
-    p.add_argument("--features", choices=("fast", "published"), default="fast",
-                   help="per-frame feature the rule runs on: fast (default; mean patch token after block 4 at 112 px, "
-                        "more accurate and much cheaper with DINOv2-S) or published (penultimate-layer CLS at the "
-                        "model's input size)")
+                   help=f"minimum scene length in sampled frames (default: {MIN_SCENE_S:g} s worth, i.e. 2 at 2 fps; "
+                        "1 = the published rule, no minimum)")
+    p.add_argument("--features", choices=FEATURE_CHOICES, default=FEATURE_CHOICES[0],
+                   help="per-frame feature the rule runs on: histogram (default; HSV colour histogram of the frame, "
+                        "no neural network), fast (DINOv2 mean patch token after block 4 at 112 px) or published "
+                        "(penultimate-layer CLS at the model's input size, as VideoLLaMB)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--plot", metavar="FILE.png", help="write the similarity/depth curve with the cuts")
 
@@ -54,6 +64,11 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def cut_cap(text: str) -> int | str:
+    """argparse type: an integer >= 0, or 'none' (no limit)."""
+    return NO_CAP if text.strip().lower() == NO_CAP else non_negative_int(text)
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     value = non_negative_int(text)
@@ -65,9 +80,9 @@ def positive_int(text: str) -> int:
 def scenes(args: argparse.Namespace) -> int:
     """Split a video into scenes with SceneTiling and print their time spans.
 
-    Frames are sampled at --fps, encoded once by the model's vision encoder (by default the mean patch token after
-    block 4 at 112 px; --features published: the penultimate-layer CLS), and cut where the TextTiling depth of
-    consecutive-frame cosine similarity exceeds mean + alpha*std (the published rule).
+    Frames are sampled at --fps, turned into one feature each (by default an HSV colour histogram; --features fast
+    or published run the model's vision encoder), and cut where the TextTiling depth of consecutive-frame cosine
+    similarity exceeds mean + alpha*std (the published rule), keeping scenes at least --min-len frames long.
     With --json, stdout is {"video", "duration", "fps", "scenes": [{"start", "end"}, ...]} in seconds.
     """
     from videollm.scenes import find_scenes
@@ -79,7 +94,9 @@ def scenes(args: argparse.Namespace) -> int:
     for name in ("alpha", "max_cuts", "top_k", "min_len"):
         value = getattr(args, name)
         if value is not None:
-            setattr(seg, name, value)
+            setattr(seg, name, None if value == NO_CAP else value)
+    if args.min_len is None:
+        seg.min_len = max(1, math.ceil(MIN_SCENE_S * seg.fps - 1e-9))
     seg.__post_init__()
     device, dtype = torch_device_dtype(args)
     result = find_scenes(args.video, cfg.vision, seg, device=device, dtype=dtype, progress=not args.json,
