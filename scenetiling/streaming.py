@@ -80,6 +80,9 @@ class StreamingSceneTiler:
         lag: frames a candidate waits after its depth is known before it is judged (0 = judge at once).
         gate: until the first cut, a candidate must also exceed ``gate`` times the median of the latest
             ``NOISE_WINDOW`` depth scores (see the module docstring).
+        min_len: shortest segment in frames, as offline, except that a cut is kept or dropped in frame order (the
+            earlier of two close cuts wins, not the deeper one; it has already been reported) and the final
+            segment, closed by ``flush``, may be shorter. 1 (default): no minimum.
 
     Example::
 
@@ -90,9 +93,13 @@ class StreamingSceneTiler:
         last = tiler.flush()             # the remaining ends, the final one the last frame
     """
 
-    def __init__(self, alpha: float = 0.5, warmup: int = 32, lag: int = 32, gate: float = 15.0) -> None:
+    def __init__(self, alpha: float = 0.5, warmup: int = 32, lag: int = 32, gate: float = 15.0,
+                 min_len: int = 1) -> None:
         if warmup < 0 or lag < 0:
             raise ValueError(f"warmup and lag must be >= 0, got warmup={warmup}, lag={lag}")
+        if min_len < 1:
+            raise ValueError(f"min_len must be >= 1, got {min_len}")
+        self.min_len = int(min_len)
         self.alpha = float(alpha)
         self.warmup = int(warmup)
         self.lag = int(lag)
@@ -112,6 +119,7 @@ class StreamingSceneTiler:
         self._pending: deque[tuple[int, float]] = deque()  # (similarity index, depth), ascending index
         self._max_pending = _CANDIDATES_PER_GROUP * (self.lag + 1) + self.warmup
         self._calibrated = False
+        self._last_end = -1  # last confirmed segment end (-1: none yet)
         # Until the first cut: ring buffers of the latest finished depth scores and of the open group's a_i (their
         # depths once its rpeak is known). Written in place, so their order is lost; a median does not need it.
         self._recent: np.ndarray | None = np.zeros(NOISE_WINDOW)
@@ -216,6 +224,9 @@ class StreamingSceneTiler:
                     continue
                 self._calibrated = True
                 self._recent = None  # the gate is never consulted again
+            if index - self._last_end < self.min_len:
+                continue  # the segment it would close is too short (candidates arrive in frame order)
+            self._last_end = index
             ends.append(index)
         return ends
 

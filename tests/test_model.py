@@ -146,6 +146,36 @@ def test_uniform_segmentation_switch(model: VideoLLM, features) -> None:
     assert ends == [3, 7, 11, 15, 19, 23]
 
 
+def test_histogram_segmentation_feature(model: VideoLLM) -> None:
+    """segmentation.feature "histogram": encode_frames returns the frames' colour histograms for SceneTiling (the
+    bridge tokens are unchanged), the feature cache gets its own namespace, and the sample's true cuts are found."""
+    import json
+
+    import scenetiling
+    from videollm.errors import UsageError
+    from videollm.io import open_video
+    from videollm.segmentation import SegmentationConfig
+    from videollm.train.features import namespace
+
+    cfg = ModelConfig.from_dict(model.config.to_dict())
+    cfg.segmentation.feature, cfg.segmentation.min_len = "histogram", 2
+    m = VideoLLM(cfg, model.lm, model.tokenizer, model.vision).eval()
+    with open_video(SAMPLE) as reader:
+        batches = list(reader.iter_fps(cfg.segmentation.fps))
+    frames = torch.cat([torch.from_numpy(b.frames) for b in batches]).numpy()
+    times = [t for b in batches for t in b.times]
+    hist, tokens = m.encode_frames(frames)
+    torch.testing.assert_close(hist, scenetiling.hsv_histograms(frames))
+    torch.testing.assert_close(tokens, model.encode_frames(frames)[1])
+    ends, _ = m.split(hist, tokens)
+    cuts = [0.5 * (times[e] + times[e + 1]) for e in ends[:-1]]
+    truth = json.loads(SAMPLE.with_suffix(".json").read_text())["cut_times"]
+    assert scenetiling.boundary_f1(cuts, truth, tol=1.0) == 1.0, (cuts, truth)
+    assert namespace(cfg, "fps2") != namespace(model.config, "fps2")
+    with pytest.raises(UsageError, match="segmentation feature"):
+        SegmentationConfig(feature="edges")
+
+
 def test_no_memory_switch_makes_segments_independent(model: VideoLLM, features) -> None:
     m = _with_config(model, use_memory=False, readout="memory")
     _, segments = m.split(*features)

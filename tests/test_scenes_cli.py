@@ -103,12 +103,19 @@ def test_max_cuts_none_and_min_len(tmp_path: Path, capsys: pytest.CaptureFixture
     frames[4 * 8 + 4] = np.full((48, 64, 3), (255, 255, 255), dtype=np.uint8)  # one flash inside scene 5, at 9.0 s
     video = write_frames(frames, tmp_path / "many.mp4", 4.0, 64, 48)
 
+    errors: list[str] = []
+
     def cuts(*options: str) -> list[float]:
         assert main(["scenes", str(video), "--json", *options]) == 0
-        return [s["start"] for s in json.loads(capsys.readouterr().out)["scenes"][1:]]
+        captured = capsys.readouterr()
+        errors.append(captured.err)
+        return [s["start"] for s in json.loads(captured.out)["scenes"][1:]]
 
     truth = [2.0 * k - 0.25 for k in range(1, 20)]  # half-way between the samples either side of each change
     capped, uncapped, flashes = cuts(), cuts("--max-cuts", "none"), cuts("--max-cuts", "none", "--min-len", "1")
+    # The capped run says what the cap dropped (on stderr; stdout stays one JSON object); the others say nothing.
+    assert f"{len(uncapped)} cuts passed the threshold; kept the 15 deepest (--max-cuts none keeps all)" in errors[0]
+    assert not any("passed the threshold" in e for e in errors[1:])
     assert len(capped) == 15 and set(capped) <= set(uncapped)
     # The default 2-frame minimum allows one cut at the flash (into it or out of it) but not both.
     extra = sorted(set(uncapped) - set(truth))

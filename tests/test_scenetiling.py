@@ -269,6 +269,28 @@ def test_streaming_short_scenes_many_cuts(lag: int) -> None:
             assert scenetiling.boundary_f1(online, offline, tol=1) >= 0.95, (seed, d, lag)
 
 
+def test_streaming_min_len() -> None:
+    # Scenes of 6-7 frames with a one-frame flash inside every third scene: without a minimum a flash can be a scene
+    # of its own (cut into it and out of it); with min_len=2 no segment but the final one is shorter than 2 frames,
+    # and the cuts still agree with the offline rule's min_len=2 cuts within a frame (which of the two cuts around a
+    # flash survives may differ: offline keeps the deeper, online the earlier).
+    feats, cuts = scene_features(7, t=240, d=64, noise=0.05, lo=6, hi=7)
+    flash = torch.randn(64, generator=torch.Generator().manual_seed(1)) * 10
+    for c in cuts[::3]:
+        feats[c - 2] = flash
+    lengths = {}
+    for min_len in (1, 2):
+        tiler = scenetiling.StreamingSceneTiler(lag=4, min_len=min_len)
+        ends = [e for row in feats for e in tiler.push(row)] + tiler.flush()
+        lengths[min_len] = np.diff([-1, *ends])[:-1]
+        offline = scenetiling.segment_ends(feats, max_cuts=None, min_len=min_len)
+        assert scenetiling.boundary_f1(ends[:-1], offline[:-1], tol=1) >= 0.95
+    assert (lengths[1] == 1).sum() >= 5
+    assert (lengths[2] >= 2).all()
+    with pytest.raises(ValueError, match="min_len"):
+        scenetiling.StreamingSceneTiler(min_len=0)
+
+
 def test_streaming_short_clean_stream_equals_offline() -> None:
     feats, cuts = scene_features(11, t=300, d=32, noise=0.05, lo=30, hi=60)
     assert stream(feats) == scenetiling.segment_ends(feats, max_cuts=None) == [*cuts, 299]

@@ -68,7 +68,7 @@ class EncodedVideo:
     """Every sampled frame of a video, encoded once.
 
     Attributes:
-        cls: (N, Dv) per-frame CLS features.
+        cls: (N, Ds) per-frame segmentation features (CLS or colour histograms; ``VideoLLM.encode_frames``).
         tokens: (N, P*P, Dv) pooled patch tokens.
         indices: (N,) source frame indices.
         times: (N,) presentation times in seconds.
@@ -195,7 +195,7 @@ def watch(model, batches: Iterable[FrameBatch], state: BridgeState | None = None
     seg_cfg = model.config.segmentation
     uniform = seg_cfg.mode == "uniform"
     if segmenter is None and not uniform:
-        segmenter = scenetiling.StreamingSceneTiler(alpha=seg_cfg.alpha, lag=lag)
+        segmenter = scenetiling.StreamingSceneTiler(alpha=seg_cfg.alpha, lag=lag, min_len=seg_cfg.min_len)
     max_frames = max(2, int(round(max_scene_seconds * seg_cfg.fps)))
     state = state if state is not None else model.bridge.init_state()
     # The current (unclosed) scene. Stream positions are consecutive, so position p sits at p - buf_first.

@@ -3,6 +3,7 @@
 Data flow and shapes (DESIGN.md §1)::
 
     frames (N, H, W, 3) uint8 ──vision──► cls (N, Dv), patches (N, gh, gw, Dv)
+                              (or ──colour histogram──► cls (N, 128) when segmentation.feature is "histogram")
     patches ──pool──► tokens (N, P*P, Dv) ──segmentation(cls)──► segments [(L_k, P*P, Dv)]
     segments ──bridge──► readout (R, W) ──projector──► visual (R, H) ──placeholders──► LM
 
@@ -143,18 +144,26 @@ class VideoLLM(nn.Module):
             frames: (N, H, W, 3) uint8 RGB.
 
         Returns:
-            cls (N, Dv) float32 and pooled tokens (N, P*P, Dv) float32.
+            The per-frame features segmentation runs on, (N, Ds) float32: the penultimate-layer CLS (Ds = Dv), or
+            with ``segmentation.feature == "histogram"`` the frames' colour histograms (Ds = 128); and the pooled
+            patch tokens (N, P*P, Dv) float32 for the bridge.
         """
         if self.vision is None:
             raise ModelError("this model was loaded without a vision encoder (load_vision=False)")
         out = self.vision.encode(frames)
-        return out.cls.float(), pool_patches(out.patches.float(), self.config.bridge.pool)
+        if self.config.segmentation.feature == "histogram":
+            import scenetiling
+
+            scene = scenetiling.hsv_histograms(frames)
+        else:
+            scene = out.cls.float()
+        return scene, pool_patches(out.patches.float(), self.config.bridge.pool)
 
     def split(self, cls: Tensor, tokens: Tensor) -> tuple[list[int], list[Tensor]]:
         """Segment one clip: end indices and per-segment tokens (each subsampled to at most F frames).
 
         Args:
-            cls: (N, Dv) per-frame CLS features.
+            cls: (N, Ds) per-frame segmentation features (``encode_frames``' first output).
             tokens: (N, P*P, Dv) pooled patch tokens.
         """
         ends = segment_ends(cls, self.config.segmentation)

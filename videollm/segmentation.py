@@ -14,6 +14,10 @@ from videollm.configs import JsonConfig
 from videollm.errors import UsageError
 
 MODES = ("scenetiling", "uniform")
+# What SceneTiling runs on: the vision encoder's penultimate-layer CLS (published) or each frame's square-rooted HSV
+# colour histogram (``scenetiling.hsv_histograms``: on the scene-cut benchmark it found the true cuts of real and
+# synthetic videos where the CLS over-cut, and the model's captions are scored per scene).
+FEATURES = ("cls", "histogram")
 
 
 @dataclass
@@ -23,6 +27,7 @@ class SegmentationConfig(JsonConfig):
     Attributes:
         fps: frames per second sampled from the video before encoding.
         mode: "scenetiling" (DESIGN §2) or "uniform" (fixed-length chunks, an ablation).
+        feature: per-frame feature SceneTiling runs on: "cls" (published) or "histogram" (colour histogram).
         alpha: SceneTiling threshold: cut where depth > mean + alpha * std (larger alpha, fewer cuts).
         max_cuts: keep at most this many deepest cuts (published 15); None for no limit.
         top_k: if set, keep exactly the k deepest cuts instead of thresholding.
@@ -34,6 +39,7 @@ class SegmentationConfig(JsonConfig):
 
     fps: float = 2.0
     mode: str = "scenetiling"
+    feature: str = "cls"
     alpha: float = 0.5
     max_cuts: int | None = 15
     top_k: int | None = None
@@ -43,6 +49,8 @@ class SegmentationConfig(JsonConfig):
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise UsageError(f"segmentation mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.feature not in FEATURES:
+            raise UsageError(f"segmentation feature must be one of {', '.join(FEATURES)}, got {self.feature!r}")
         if not self.fps > 0:
             raise UsageError(f"sampling fps must be > 0, got {self.fps!r}")
         if self.min_len < 1 or self.uniform_len < 1:
@@ -57,7 +65,8 @@ def segment_ends(cls_features, cfg: SegmentationConfig) -> list[int]:
     """Frame index of the last frame of each segment for one clip.
 
     Args:
-        cls_features: (T, D) per-frame features (the encoder's penultimate-layer CLS).
+        cls_features: (T, D) per-frame features (``cfg.feature``: the encoder's penultimate-layer CLS or the frames'
+            colour histograms, as ``VideoLLM.encode_frames`` returns them).
         cfg: segmentation settings.
 
     Returns:

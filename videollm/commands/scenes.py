@@ -106,6 +106,7 @@ def scenes(args: argparse.Namespace) -> int:
             result.plot(args.plot)
         except OSError as err:
             raise UsageError(f"--plot {args.plot}: cannot write ({err.strerror or err})") from None
+    _note_cap(result, seg)
     if args.json:
         json.dump(result.to_json(), sys.stdout)
         sys.stdout.write("\n")
@@ -114,6 +115,20 @@ def scenes(args: argparse.Namespace) -> int:
         for k, (start, end) in enumerate(result.scenes, 1):
             print(f"  scene {k:3d}  {start:8.2f} – {end:8.2f} s")
     return 0
+
+
+def _note_cap(result, seg) -> None:
+    """Say on stderr when the --max-cuts cap dropped cuts that passed the threshold (long videos)."""
+    import dataclasses
+
+    from videollm.segmentation import segment_ends
+
+    if seg.max_cuts is None or seg.top_k is not None or len(result.ends) - 1 < seg.max_cuts:
+        return
+    passing = len(segment_ends(result.features, dataclasses.replace(seg, max_cuts=None))) - 1
+    if passing > seg.max_cuts:
+        print(f"videollm scenes: {passing} cuts passed the threshold; kept the {seg.max_cuts} deepest "
+              "(--max-cuts none keeps all)", file=sys.stderr)
 
 
 def _check_plot_path(path: str) -> None:

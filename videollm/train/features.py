@@ -33,7 +33,8 @@ class VideoFeatures:
     """Cached features of one video or scene.
 
     Attributes:
-        cls: (N, Dv) float32.
+        cls: (N, Ds) float32 per-frame segmentation features (the CLS, or colour histograms; see
+            ``SegmentationConfig.feature``).
         tokens: (N, P*P, Dv) float32.
         times: (N,) float64 seconds of each encoded frame.
         meta: JSON-serialisable facts (source path, ground-truth spec, ...).
@@ -47,8 +48,10 @@ class VideoFeatures:
 
 def namespace(model_config, sampling: str) -> str:
     """Folder name for features of this vision tower + pooling + frame sampling (16 hex digits)."""
-    blob = json.dumps({"vision": model_config.vision.to_dict(), "pool": model_config.bridge.pool,
-                       "sampling": sampling}, sort_keys=True).encode("utf-8")
+    facts = {"vision": model_config.vision.to_dict(), "pool": model_config.bridge.pool, "sampling": sampling}
+    if model_config.segmentation.feature != "cls":  # (CLS caches written before the option keep their names)
+        facts["scene_feature"] = model_config.segmentation.feature
+    blob = json.dumps(facts, sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
