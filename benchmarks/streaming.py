@@ -27,6 +27,8 @@ frame, per video (mean, min) and on one long stream made of every video of a sui
 * world: 2 fps DINOv2-S (embedded preset) CLS features of the shipped samples ``data/samples/world/video`` and of
   ``--world-videos`` generated videos per split (normal and held-out, seed ``--world-seed``), written once under
   ``--workdir``. Features are cached as safetensors in ``--feature-cache`` (encoding is the slow part).
+* world histogram: the same videos' colour histograms (``scenetiling.hsv_histograms``, what the embedded
+  checkpoint segments on), scored with a 2-frame minimum scene length online and offline (its setting).
 
 Run: ``python benchmarks/streaming.py --segmenter --lags 4,32`` (a few minutes the first time, seconds after).
 """
@@ -250,6 +252,18 @@ def cached_cls(videos: list[Path], cache: Path, fps: float) -> list[torch.Tensor
     return out
 
 
+def histogram_features(videos: list[Path], fps: float) -> list[torch.Tensor]:
+    """2 fps colour histograms of each video (decoding only; not cached)."""
+    import scenetiling
+    from videollm.io import open_video
+
+    out = []
+    for video in videos:
+        with open_video(video) as reader:
+            out.append(torch.cat([scenetiling.hsv_histograms(b.frames) for b in reader.iter_fps(fps, batch_size=16)]))
+    return out
+
+
 def streamed_ends(features: torch.Tensor, **options: float) -> list[int]:
     """Segment ends from ``StreamingSceneTiler`` fed one (D,) feature at a time."""
     import scenetiling
@@ -259,7 +273,7 @@ def streamed_ends(features: torch.Tensor, **options: float) -> list[int]:
     return ends + tiler.flush()
 
 
-def online_vs_offline(sequences: list[torch.Tensor], alpha: float, **options: float) -> dict:
+def online_vs_offline(sequences: list[torch.Tensor], alpha: float, min_len: int = 1, **options: float) -> dict:
     """Boundary F1 (within 1 frame) of the online segmenter against the offline rule with no cut cap.
 
     Returns:
@@ -269,11 +283,12 @@ def online_vs_offline(sequences: list[torch.Tensor], alpha: float, **options: fl
 
     f1s = []
     for feats in sequences:
-        offline = scenetiling.segment_ends(feats, alpha=alpha, max_cuts=None)[:-1]
-        f1s.append(scenetiling.boundary_f1(streamed_ends(feats, alpha=alpha, **options)[:-1], offline))
+        offline = scenetiling.segment_ends(feats, alpha=alpha, max_cuts=None, min_len=min_len)[:-1]
+        online = streamed_ends(feats, alpha=alpha, min_len=min_len, **options)[:-1]
+        f1s.append(scenetiling.boundary_f1(online, offline))
     stream = torch.cat(sequences)  # (sum T, D)
-    offline = scenetiling.segment_ends(stream, alpha=alpha, max_cuts=None)[:-1]
-    online = streamed_ends(stream, alpha=alpha, **options)[:-1]
+    offline = scenetiling.segment_ends(stream, alpha=alpha, max_cuts=None, min_len=min_len)[:-1]
+    online = streamed_ends(stream, alpha=alpha, min_len=min_len, **options)[:-1]
     matched = len(scenetiling.match_cuts(online, offline, 1))
     return {"mean_f1": float(np.mean(f1s)), "min_f1": float(np.min(f1s)),
             "long_f1": scenetiling.boundary_f1(online, offline), "long_frames": int(stream.shape[0]),
@@ -286,8 +301,13 @@ def segmenter_main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     workdir = Path(args.workdir)
     suites = random_suites()
+    min_lens = {name: 1 for name in suites}
     for name, videos in world_videos(workdir, args.world_videos, args.world_seed).items():
         suites[name] = cached_cls(videos, Path(args.feature_cache), fps=2.0)
+        min_lens[name] = 1
+    for name, videos in world_videos(workdir, args.world_videos, args.world_seed).items():
+        suites[f"{name} histogram"] = histogram_features(videos, fps=2.0)
+        min_lens[f"{name} histogram"] = 2
     lags = [int(x) for x in args.lags.split(",")]
     options = {} if args.gate is None else {"gate": args.gate}
     rows = []
@@ -296,7 +316,7 @@ def segmenter_main(args: argparse.Namespace) -> None:
           f"{'long P':>7} {'long R':>7}")
     for name, sequences in suites.items():
         for lag in lags:
-            res = online_vs_offline(sequences, 0.5, lag=lag, **options)
+            res = online_vs_offline(sequences, 0.5, min_len=min_lens[name], lag=lag, **options)
             rows.append({"suite": name, "videos": len(sequences), "lag": lag, **res})
             print(f"{name:<22} {len(sequences):>3} {res['long_frames']:>6} {lag:>4} {res['mean_f1']:>8.3f} "
                   f"{res['min_f1']:>7.3f} {res['long_f1']:>8.3f} {res['long_precision']:>7.3f} "

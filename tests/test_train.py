@@ -84,6 +84,31 @@ def test_lm_fine_tuning_saves_a_loadable_lm(tmp_path: Path, cache_dir: Path) -> 
     torch.testing.assert_close(model.lm.state_dict()[name], saved[name])
 
 
+def test_lora_adapters_train_save_and_load(tmp_path: Path, cache_dir: Path) -> None:
+    from videollm.model import VideoLLM
+
+    recipe = _recipe(tmp_path / "run", cache_dir, steps=6, lr=1e-2, schedule="constant",
+                     model_overrides={"lm": {"lora_rank": 4, "lora_targets": ["q_proj", "v_proj"]}})
+    result = train(recipe, progress=False)
+    saved = load_file(str(result.final_dir / "model.safetensors"))
+    lora = {k: v for k, v in saved.items() if k.startswith("lm.")}
+    # Two adapters (A, B) per targeted projection per layer; B starts at zero and has been trained.
+    model = VideoLLM.from_pretrained(result.final_dir, load_vision=False)
+    layers = model.lm.config.num_hidden_layers
+    assert len(lora) == 2 * 2 * layers and all(".lora_" in k for k in lora)
+    assert any(k.endswith("lora_B.default.weight") and v.abs().max() > 0 for k, v in lora.items())
+    assert all(not p.requires_grad for k, p in model.lm.named_parameters() if ".lora_" not in k)
+    for key, value in lora.items():
+        torch.testing.assert_close(model.trained_state_dict()[key], value)
+    # The adapters change what the LM computes; without them (a config without LoRA) the weights are refused.
+    ids = torch.tensor([[1, 2, 3, 4]])
+    plain = VideoLLM.from_pretrained("tiny", load_vision=False)
+    with torch.no_grad():
+        assert not torch.allclose(model.lm(input_ids=ids).logits, plain.lm(input_ids=ids).logits, atol=1e-4)
+    with pytest.raises(ModelError, match="LoRA weights do not match"):
+        plain.load_trained(result.final_dir / "model.safetensors")
+
+
 def test_resume_continues_identically(tmp_path: Path, cache_dir: Path) -> None:
     straight = train(_recipe(tmp_path / "a", cache_dir), progress=False)
     # max_minutes=0 stops right after the first step (a simulated kill after a checkpoint).
@@ -204,6 +229,7 @@ def test_lr_schedule_and_recipes() -> None:
     assert Path(second.model) == Path(embedded.output_dir) / "final" and second.features_dir == embedded.features_dir
     assert (second.data[0].scenes, second.data[0].seed) == (embedded.data[0].scenes, embedded.data[0].seed)
     assert second.lm_weight > 0 and second.align_weight > 0
+    assert build_model_config(second).lm.lora_rank == 8  # stage 2 adds LoRA adapters to the frozen LM
     published = TrainConfig.load("published")
     assert published.lr == 2e-5 and published.train_lm and published.data[0].num_frames == 16
     with pytest.raises(UsageError, match="unknown field"):

@@ -61,6 +61,26 @@ class VideoLLM(nn.Module):
         self.projector = build_projector(config.projector, device=param.device)
         for p in self.lm.parameters():
             p.requires_grad_(False)
+        if config.lm.lora_rank:
+            self._add_lora()
+
+    def _add_lora(self) -> None:
+        """Add trainable LoRA adapters (zero-initialised update) to the frozen LM, in place."""
+        try:
+            from peft import LoraConfig, inject_adapter_in_model
+        except ImportError:
+            raise ModelError("this model config has LoRA adapters (lm.lora_rank > 0): install peft "
+                             "(pip install 'videollm[train]')") from None
+        cfg = self.config.lm
+        lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                          target_modules=list(cfg.lora_targets), bias="none")
+        inject_adapter_in_model(lora, self.lm)
+        if not self.lora_parameters():
+            raise ModelError(f"LoRA targets {', '.join(cfg.lora_targets)} match no module of the LM")
+
+    def lora_parameters(self) -> dict[str, nn.Parameter]:
+        """The LM's LoRA adapter parameters by name (empty without adapters)."""
+        return {k: p for k, p in self.lm.named_parameters() if ".lora_" in k}
 
     # ------------------------------------------------------------------ construction and checkpoints
 
@@ -104,6 +124,7 @@ class VideoLLM(nn.Module):
         """Only what the project trains: bridge and projector parameters (the frozen parts are referenced)."""
         state = {f"bridge.{k}": v for k, v in self.bridge.state_dict().items()}
         state.update({f"projector.{k}": v for k, v in self.projector.state_dict().items()})
+        state.update({f"lm.{k}": v for k, v in self.lora_parameters().items()})
         return state
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
@@ -117,8 +138,14 @@ class VideoLLM(nn.Module):
         os.replace(tmp, directory / WEIGHTS_NAME)
         return directory
 
-    def load_trained(self, path: str | os.PathLike) -> None:
-        """Load bridge + projector weights from a safetensors file (strict: every key must match)."""
+    def load_trained(self, path: str | os.PathLike, new_lora: bool = False) -> None:
+        """Load bridge + projector (+ LoRA) weights from a safetensors file (strict: every key must match).
+
+        Args:
+            path: a ``model.safetensors`` written by ``save_pretrained``.
+            new_lora: accept a file with no LoRA weights at all into a model with adapters, which keep their
+                fresh initialisation (a zero update): training adapters on top of a checkpoint trained without.
+        """
         try:
             tensors = load_file(str(path))
         except (OSError, ValueError) as err:
@@ -129,6 +156,16 @@ class VideoLLM(nn.Module):
             if missing or unexpected:
                 raise ModelError(f"{path}: {prefix.rstrip('.')} weights do not match the config "
                                  f"(missing {len(missing)}, unexpected {len(unexpected)})")
+        lora = self.lora_parameters()
+        stored = {k[len("lm."):]: v for k, v in tensors.items() if k.startswith("lm.")}
+        if new_lora and not stored:
+            return
+        if set(stored) != set(lora):
+            raise ModelError(f"{path}: LoRA weights do not match the config (stored {len(stored)}, "
+                             f"expected {len(lora)}; lm.lora_rank is {self.config.lm.lora_rank})")
+        with torch.no_grad():
+            for name, param in lora.items():
+                param.copy_(stored[name].to(param.dtype))
 
     # ------------------------------------------------------------------ frames → segments
 

@@ -33,6 +33,10 @@ class LMConfig(JsonConfig):
         markers: the text markers in a user message that stand for the video / image.
         system_prompt: system message prepended when a conversation has none; ``None`` leaves it to the
             LM's chat template (which may insert its own default).
+        lora_rank: rank of LoRA adapters added to the frozen LM's ``lora_targets`` linear layers (peft), trained
+            with the bridge and projector and saved in the same checkpoint; 0 (default) adds none.
+        lora_alpha: LoRA scaling numerator (the update is scaled by ``lora_alpha / lora_rank``).
+        lora_targets: names of the LM's linear modules that get adapters.
     """
 
     _label: ClassVar[str] = "LMConfig"
@@ -42,10 +46,18 @@ class LMConfig(JsonConfig):
     placeholder_token: str = "<|vid_pad|>"
     markers: tuple[str, ...] = field(default=("<video>", "<image>"))
     system_prompt: str | None = None
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
+    lora_targets: tuple[str, ...] = field(default=("q_proj", "v_proj"))
 
     def __post_init__(self) -> None:
         # JSON round-trips turn tuples into lists.
         self.markers = tuple(self.markers)
+        self.lora_targets = tuple(self.lora_targets)
+        if self.lora_rank < 0:
+            raise UsageError(f"LMConfig.lora_rank must be >= 0, got {self.lora_rank!r}")
+        if self.lora_rank and not self.lora_targets:
+            raise UsageError("LMConfig.lora_targets must name at least one module when lora_rank > 0")
         if self.dtype not in DTYPES:
             raise UsageError(f"LMConfig.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if not self.source:

@@ -46,10 +46,14 @@ class VideoFeatures:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def namespace(model_config, sampling: str) -> str:
-    """Folder name for features of this vision tower + pooling + frame sampling (16 hex digits)."""
+def namespace(model_config, sampling: str, scene_feature: bool = True) -> str:
+    """Folder name for features of this vision tower + pooling + frame sampling (16 hex digits).
+
+    ``scene_feature`` False leaves the segmentation feature out, for caches whose per-frame segmentation features
+    are never read (world scene pools: their scene boundaries are the true ones).
+    """
     facts = {"vision": model_config.vision.to_dict(), "pool": model_config.bridge.pool, "sampling": sampling}
-    if model_config.segmentation.feature != "cls":  # (CLS caches written before the option keep their names)
+    if scene_feature and model_config.segmentation.feature != "cls":  # (CLS caches written before the option keep their names)
         facts["scene_feature"] = model_config.segmentation.feature
     blob = json.dumps(facts, sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]

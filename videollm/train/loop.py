@@ -87,9 +87,11 @@ def build_model_config(config: TrainConfig):
 
 
 def world_namespace(model_config) -> str:
-    """Feature namespace of world scene pools (rendered at the model fps, F frames kept per scene)."""
+    """Feature namespace of world scene pools (rendered at the model fps, F frames kept per scene; cut at the true
+    scene boundaries, so the segmentation feature does not matter)."""
     c = model_config
-    return namespace(c, f"world-scenes-fps{c.segmentation.fps}-F{c.bridge.max_frames_per_segment}")
+    return namespace(c, f"world-scenes-fps{c.segmentation.fps}-F{c.bridge.max_frames_per_segment}",
+                     scene_feature=False)
 
 
 def lr_at(step: int, total: int, config: TrainConfig) -> float:
@@ -132,8 +134,7 @@ def objective(model, clips, batch, targets, config: TrainConfig, vocab: torch.Te
 
 def trainable_parameters(model, train_lm: bool) -> list[torch.nn.Parameter]:
     params = list(model.bridge.parameters()) + list(model.projector.parameters())
-    if train_lm:
-        params += list(model.lm.parameters())
+    params += list(model.lm.parameters()) if train_lm else list(model.lora_parameters().values())
     return [p for p in params if p.requires_grad]
 
 
@@ -236,7 +237,7 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     model_config = build_model_config(config)
     model = VideoLLM.from_pretrained(model_config, device=accelerator.device)
     if Path(config.model).is_dir():
-        model.load_trained(Path(config.model) / "model.safetensors")
+        model.load_trained(Path(config.model) / "model.safetensors", new_lora=True)
 
     # Features: the main process encodes what is missing; the others then only read the cache.
     t0 = time.perf_counter()
