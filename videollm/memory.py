@@ -1,11 +1,12 @@
 """Video memory: watching a video (offline or as a stream) into a ``BridgeState``, and persisting it.
 
-``scan`` reads a whole file: frames are decoded and encoded batch by batch, SceneTiling runs over all CLS features
-(the published offline rule), then the bridge steps once per scene and the caller gets a ``SceneEvent`` after each
-step; ``build_memory`` runs it to the end. ``watch`` is the streaming path: each frame is encoded once, the online
-segmenter confirms scene ends as they happen, the bridge steps once per scene and the caller gets a ``SceneEvent``
-right away. Its work and memory per frame do not grow with the stream: only the current scene's pooled tokens are
-buffered, and a scene that never ends is closed after ``max_scene_seconds``.
+``scan`` reads a whole file: frames are decoded and encoded batch by batch, SceneTiling (the published offline rule)
+runs over all per-frame segmentation features (the CLS or colour histograms: ``SegmentationConfig.feature``), then
+the bridge steps once per scene and the caller gets a ``SceneEvent`` after each step; ``build_memory`` runs it to
+the end. ``watch`` is the streaming path: each frame is encoded once, the online segmenter confirms scene ends as
+they happen, the bridge steps once per scene and the caller gets a ``SceneEvent`` right away. Its work and memory
+per frame do not grow with the stream: only the current scene's pooled tokens are buffered, and a scene that never
+ends is closed after ``max_scene_seconds``.
 
 A saved memory (``save_memory``) is one safetensors file, by convention ``<name>.memory.safetensors``: the bridge
 state (memory, cache, segment table) plus the video's facts and captions in the header, so later questions need
