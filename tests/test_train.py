@@ -229,7 +229,7 @@ def test_lr_schedule_and_recipes() -> None:
     assert Path(second.model) == Path(embedded.output_dir) / "final" and second.features_dir == embedded.features_dir
     assert (second.data[0].scenes, second.data[0].seed) == (embedded.data[0].scenes, embedded.data[0].seed)
     assert second.lm_weight > 0 and second.align_weight > 0
-    assert build_model_config(second).lm.lora_rank == 8  # stage 2 adds LoRA adapters to the frozen LM
+    assert second.model_overrides["lm"]["lora_rank"] == 8  # stage 2 adds LoRA adapters to the frozen LM
     published = TrainConfig.load("published")
     assert published.lr == 2e-5 and published.train_lm and published.data[0].num_frames == 16
     with pytest.raises(UsageError, match="unknown field"):
