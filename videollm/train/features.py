@@ -53,7 +53,8 @@ def namespace(model_config, sampling: str, scene_feature: bool = True) -> str:
     are never read (world scene pools: their scene boundaries are the true ones).
     """
     facts = {"vision": model_config.vision.to_dict(), "pool": model_config.bridge.pool, "sampling": sampling}
-    if scene_feature and model_config.segmentation.feature != "cls":  # (CLS caches written before the option keep their names)
+    # Only a non-default feature is named, so CLS caches written before the option keep their folder names.
+    if scene_feature and model_config.segmentation.feature != "cls":
         facts["scene_feature"] = model_config.segmentation.feature
     blob = json.dumps(facts, sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
