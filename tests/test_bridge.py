@@ -31,6 +31,7 @@ ABLATIONS = {
     "no_memory": {"use_memory": False},
     "no_retrieval": {"retrieval": False},
     "learned_positions": {"position_embedding": "learned"},
+    "temporal_diff": {"temporal_diff": True},
 }
 
 
@@ -114,6 +115,18 @@ def test_input_projection_only_when_widths_differ() -> None:
 # ---------------------------------------------------------------------------------------------------- input helpers
 
 
+def test_temporal_diff_embeds_each_frame_with_its_change_since_the_previous_one() -> None:
+    bridge = make_bridge(temporal_diff=True)
+    assert make_bridge().diff_proj is None
+    seg = make_segments([3])[0]  # (L, T, D)
+    embedded = bridge._embed(seg)
+    base = bridge.input_proj(seg)
+    proj = bridge.diff_proj
+    torch.testing.assert_close(embedded[0], base[0] + proj.bias)  # first frame: no previous frame, zero change
+    for t in (1, 2):
+        torch.testing.assert_close(embedded[t], base[t] + proj(seg[t] - seg[t - 1]))
+
+
 def test_pool_patches_matches_adaptive_avg_pool() -> None:
     patches = torch.randn(3, 7, 5, 6)  # awkward grid: windows overlap unevenly
     pooled = pool_patches(patches, 3)
@@ -186,7 +199,8 @@ def test_step_matches_forward(readout: str, ablation: str) -> None:
 
 
 def test_gradients_reach_every_parameter() -> None:
-    bridge = make_bridge(readout="all_memories_last_segment", position_embedding="learned").train()
+    bridge = make_bridge(readout="all_memories_last_segment", position_embedding="learned",
+                         temporal_diff=True).train()
     out = bridge(make_segments([2, 3, 2]))
     (out.readout.square().mean() + out.memory.mean()).backward()
     for name, p in bridge.named_parameters():
@@ -341,8 +355,10 @@ def test_state_load_rejects_other_files(tmp_path: Path) -> None:
         BridgeState.load(tmp_path / "missing.safetensors")
 
 
-def test_padded_batch_matches_unpadded() -> None:
-    bridge = make_bridge(readout="all_memories_last_segment", position_embedding="learned")
+@pytest.mark.parametrize("temporal_diff", [False, True])
+def test_padded_batch_matches_unpadded(temporal_diff: bool) -> None:
+    bridge = make_bridge(readout="all_memories_last_segment", position_embedding="learned",
+                         temporal_diff=temporal_diff)
     clips = [make_segments([1, 3, 2], seed=2), make_segments([5], seed=3), make_segments([2, 2, 1, 1], seed=4)]
     tokens, frame_mask = pad_segments(clips, bridge.config.max_frames_per_segment)
     assert tokens.shape[:3] == (3, 4, 3) and frame_mask.sum().item() == 6 + 3 + 6

@@ -57,6 +57,10 @@ class BridgeConfig(JsonConfig):
             the bridge treats equal memory tokens identically, so they stay equal unless something downstream
             (e.g. the all_memories readout seen by the LLM at different positions) pulls them apart; "normal" breaks
             that symmetry from the start.
+        temporal_diff: False (published) or True: each frame's tokens also carry what changed since the previous
+            frame of the segment (the feature difference, zero for the first frame) through their own Linear, added
+            to the input projection. A single bridge layer barely learns motion from the frames alone (a motion
+            probe on cached DINOv2 tokens: 0.34 held-out top-k accuracy without, 0.63 with; see the checkpoint README).
     """
 
     _label: ClassVar[str] = "bridge config"
@@ -78,6 +82,7 @@ class BridgeConfig(JsonConfig):
     use_memory: bool = True
     position_embedding: str = "none"
     memory_init: str = "zeros"
+    temporal_diff: bool = False
 
     def __post_init__(self) -> None:
         for name in ("vision_dim", "width", "layers", "heads", "ffn", "memory_tokens", "pool",
@@ -106,6 +111,7 @@ class BridgeConfig(JsonConfig):
         self.ln_eps = float(self.ln_eps)
         self.retrieval = bool(self.retrieval)
         self.use_memory = bool(self.use_memory)
+        self.temporal_diff = bool(self.temporal_diff)
 
     @property
     def tokens_per_frame(self) -> int:

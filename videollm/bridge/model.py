@@ -73,6 +73,7 @@ class MemoryBridge(nn.Module):
         c = config
         self.input_proj: nn.Module = (
             nn.Linear(c.vision_dim, c.width, **factory) if c.vision_dim != c.width else nn.Identity())
+        self.diff_proj = nn.Linear(c.vision_dim, c.width, **factory) if c.temporal_diff else None
         self.initial_memory = nn.Parameter(torch.zeros(c.memory_tokens, c.width, **factory))
         if c.position_embedding == "learned":
             self.frame_embedding = nn.Parameter(torch.zeros(c.max_frames_per_segment, c.width, **factory))
@@ -111,7 +112,14 @@ class MemoryBridge(nn.Module):
         # The residual stream stays in the parameter dtype (autocast would leave the Linear's output in bf16);
         # autocast only decides the matmul dtype.
         dtype = self.initial_memory.dtype
-        x = self.input_proj(tokens.to(dtype)).to(dtype)
+        tokens = tokens.to(dtype)
+        x = self.input_proj(tokens).to(dtype)
+        if self.diff_proj is not None:
+            # Backward difference along the frame axis, zero for a segment's first frame. Real frames are a prefix
+            # of the padded layout, so a real frame never takes its difference against padding.
+            diff = torch.cat([torch.zeros_like(tokens[..., :1, :, :]), tokens[..., 1:, :, :] - tokens[..., :-1, :, :]],
+                             dim=-3)
+            x = x + self.diff_proj(diff).to(dtype)
         if self.frame_embedding is not None:
             frames = tokens.shape[-3]
             x = x + self.frame_embedding[:frames, None, :] + self.spatial_embedding  # (L, T, W) broadcast
