@@ -25,10 +25,10 @@ import time
 import torch
 from torch import Tensor, nn
 
-from videollm.config import ModelConfig
+from videollm.train import TrainConfig
 from videollm.train.data import scene_key
 from videollm.train.features import FeatureCache
-from videollm.train.loop import world_namespace
+from videollm.train.loop import build_model_config, world_namespace
 from videollm.world import VideoSpec
 from videollm.world.vocab import MOTIONS
 
@@ -105,9 +105,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    config = ModelConfig.preset("embedded")
-    config.bridge.max_frames_per_segment = 4  # the embedded training recipe's override (what the cache holds)
-    cache = FeatureCache(args.cache, world_namespace(config))
+    # The stage-1 recipe's model config names the cache folder (its frames-per-scene override included).
+    cache = FeatureCache(args.cache, world_namespace(build_model_config(TrainConfig.load("embedded"))))
     train = load(cache, False, args.train_scenes)
     held = load(cache, True, args.heldout_scenes)
     chance = topk_accuracy(torch.rand(len(held[1]), len(MOTIONS), generator=torch.Generator().manual_seed(0)),

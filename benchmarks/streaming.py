@@ -302,10 +302,11 @@ def segmenter_main(args: argparse.Namespace) -> None:
     workdir = Path(args.workdir)
     suites = random_suites()
     min_lens = {name: 1 for name in suites}
-    for name, videos in world_videos(workdir, args.world_videos, args.world_seed).items():
+    world = world_videos(workdir, args.world_videos, args.world_seed)
+    for name, videos in world.items():
         suites[name] = cached_cls(videos, Path(args.feature_cache), fps=2.0)
         min_lens[name] = 1
-    for name, videos in world_videos(workdir, args.world_videos, args.world_seed).items():
+    for name, videos in world.items():
         suites[f"{name} histogram"] = histogram_features(videos, fps=2.0)
         min_lens[f"{name} histogram"] = 2
     lags = [int(x) for x in args.lags.split(",")]

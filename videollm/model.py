@@ -70,7 +70,7 @@ class VideoLLM(nn.Module):
             from peft import LoraConfig, inject_adapter_in_model
         except ImportError:
             raise ModelError("this model config has LoRA adapters (lm.lora_rank > 0): install peft "
-                             "(pip install 'videollm[train]')") from None
+                             "(a core dependency of videollm: pip install peft)") from None
         cfg = self.config.lm
         lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                           target_modules=list(cfg.lora_targets), bias="none")
