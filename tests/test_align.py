@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from videollm.bridge import BridgeConfig
 from videollm.errors import UsageError
 from videollm.train import TrainConfig, train
+from videollm.train.loop import objective
 from videollm.train.align import (
     MOTION_WORDS,
     align_loss,
@@ -88,6 +91,45 @@ def test_alignment_only_training_learns_the_words(tmp_path: Path, monkeypatch) -
     result = train(_recipe(tmp_path, lm_weight=0.0, align_weight=1.0), progress=False)
     assert result.steps == 12
     assert np.mean(result.losses[-3:]) < 0.7 * np.mean(result.losses[:3])
+
+
+class _FakeModel:
+    """Just what ``objective`` reads of a model: a forward returning (no LM loss, visual, mask), the embeddings and
+    the bridge config (memory tokens lead the readout)."""
+
+    def __init__(self, visual: torch.Tensor, embeddings: torch.Tensor, readout: str) -> None:
+        self.visual, self.embedding = visual, torch.nn.Embedding.from_pretrained(embeddings)
+        self.bridge = SimpleNamespace(config=BridgeConfig.from_preset("tiny", readout=readout))
+        self.lm = SimpleNamespace(get_input_embeddings=lambda: self.embedding)
+
+    def __call__(self, clips, batch, return_visual: bool = False):
+        return None, self.visual, torch.ones(self.visual.shape[:2], dtype=torch.bool)
+
+
+def test_memory_alignment_scores_only_the_leading_memory_tokens(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    emb = torch.randn(50, 16)
+    vocab = torch.arange(50)
+    config = _recipe(tmp_path, align_weight=0.0, memory_align_weight=1.0)
+    m = BridgeConfig.from_preset("tiny").memory_tokens  # memory_last_segment: M memory tokens, then the segment's
+    clips = [[torch.zeros(2, 4, 8)]]  # one clip of one segment: only its length matters here
+    targets = ([[]], [[3, 7]])
+    words = torch.randn(1, m + 8, 16)
+    words[0, 0], words[0, 1] = emb[3], emb[7]  # the words sit in memory tokens
+    in_memory = objective(_FakeModel(words, emb, "memory_last_segment"), clips, None, targets, config, vocab)
+    shifted = torch.randn(1, m + 8, 16)
+    shifted[0, m], shifted[0, m + 1] = emb[3], emb[7]  # the same words in segment tokens only
+    in_segment = objective(_FakeModel(shifted, emb, "memory_last_segment"), clips, None, targets, config, vocab)
+    assert in_memory < 0.75 < in_segment  # log 2 ~ 0.69 is the best two words sharing one softmax can do
+    assert objective(_FakeModel(words, emb, "memory_last_segment"), clips, None, ([[]], [[]]), config,
+                     vocab) == 0.0
+
+
+def test_memory_alignment_needs_memory_tokens_in_the_readout(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="memory tokens"):
+        train(_recipe(tmp_path, memory_align_weight=1.0), progress=False)  # tiny reads out the last segment only
+    with pytest.raises(UsageError):
+        _recipe(tmp_path, memory_align_weight=-1.0)
 
 
 def test_objective_weights_are_validated(tmp_path: Path) -> None:

@@ -180,7 +180,20 @@ def test_forward_shapes_dtypes_and_readout_count(readout: str) -> None:
         "all_memories": 4 * 4,
         "memory": 4,
         "all_memories_last_segment": 4 * 4 + 3 * 4,
+        "memory_last_segment": 4 + 3 * 4,
     }[readout]
+    assert cfg.num_memory_readout_tokens(len(lengths)) == {
+        "last_segment": 0, "all_memories": 4 * 4, "memory": 4, "all_memories_last_segment": 4 * 4,
+        "memory_last_segment": 4}[readout]
+    if readout == "memory_last_segment":
+        # the final memory leads, then the last segment's tokens: the same as the two readouts it joins
+        memory = make_bridge(readout="memory")
+        memory.load_state_dict(bridge.state_dict())
+        last = make_bridge(readout="last_segment")
+        last.load_state_dict(bridge.state_dict())
+        segments = make_segments(lengths)
+        torch.testing.assert_close(
+            out.readout[0], torch.cat([memory(segments).readout[0], last(segments).readout[0]]), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("ablation", list(ABLATIONS))

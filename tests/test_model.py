@@ -46,7 +46,8 @@ def test_encode_shapes(model: VideoLLM, features) -> None:
     assert tokens.shape == (24, model.config.bridge.pool ** 2, 384)
 
 
-@pytest.mark.parametrize("readout", ["last_segment", "all_memories", "memory", "all_memories_last_segment"])
+@pytest.mark.parametrize("readout", ["last_segment", "all_memories", "memory", "all_memories_last_segment",
+                                     "memory_last_segment"])
 def test_streaming_steps_equal_parallel_forward(model: VideoLLM, features, readout: str) -> None:
     m = _with_config(model, readout=readout)
     ends, segments = m.split(*features)

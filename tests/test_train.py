@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from videollm import prompts
-from videollm.errors import ModelError, UsageError
+from videollm.errors import ModelError, UsageError, VideoError
 from videollm.train import (
     FeatureCache,
     TrainConfig,
@@ -163,6 +163,12 @@ def test_video_features_encode_once(tmp_path: Path, video_factory) -> None:
     assert sum(calls) == first.cls.shape[0] == 4  # 2 s at 2 fps
     assert torch.equal(first.cls, again.cls)
     np.testing.assert_allclose(first.times.numpy(), [0.0, 0.5, 1.0, 1.5])
+    # a file replaced at the same path (here: 3 s instead of 2 s) is encoded again, not served stale features
+    video_factory(video, n_frames=30, fps=10, size=(64, 48))
+    replaced = video_features(encode, cache, video, fps=2.0)
+    assert replaced.cls.shape[0] == 6 and sum(calls) == 4 + 6
+    with pytest.raises(VideoError, match="no such file"):
+        video_features(encode, cache, tmp_path / "missing.mp4", fps=2.0)
 
 
 def test_world_examples_are_deterministic_and_grounded() -> None:

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 from videollm.configs import JsonConfig
 from videollm.errors import ModelError, UsageError
 
-READOUT_MODES: tuple[str, ...] = ("last_segment", "all_memories", "memory", "all_memories_last_segment")
+READOUT_MODES: tuple[str, ...] = ("last_segment", "all_memories", "memory", "all_memories_last_segment",
+                                  "memory_last_segment")
 """What the bridge hands to the projector (and so to the LLM):
 
 - ``last_segment``: the last segment's output tokens (published main model), ``min(L, F) * pool**2`` tokens.
@@ -24,6 +25,9 @@ READOUT_MODES: tuple[str, ...] = ("last_segment", "all_memories", "memory", "all
   ``num_segments * memory_tokens`` tokens.
 - ``memory``: only the final carried memory, ``memory_tokens`` tokens (constant cost, whatever the video length).
 - ``all_memories_last_segment``: ``all_memories`` followed by ``last_segment``.
+- ``memory_last_segment``: ``memory`` followed by ``last_segment``: the current scene in detail plus a fixed-size
+  summary of everything before it (the final memory has attended over the whole cache), so the LLM's input has the
+  same length at any video length, and earlier scenes reach it only through the memory.
 """
 
 POSITION_EMBEDDINGS: tuple[str, ...] = ("none", "learned")
@@ -124,9 +128,19 @@ class BridgeConfig(JsonConfig):
         return self.readout in ("all_memories", "all_memories_last_segment")
 
     @property
+    def readout_uses_final_memory(self) -> bool:
+        """Whether the readout includes the final carried memory."""
+        return self.readout in ("memory", "memory_last_segment")
+
+    @property
     def readout_uses_last_segment(self) -> bool:
         """Whether the readout includes the last segment's tokens."""
-        return self.readout in ("last_segment", "all_memories_last_segment")
+        return self.readout in ("last_segment", "all_memories_last_segment", "memory_last_segment")
+
+    def num_memory_readout_tokens(self, num_segments: int) -> int:
+        """How many of a clip's readout tokens come from memories; they lead the readout (memories come first)."""
+        count = num_segments * self.memory_tokens if self.readout_uses_memories else 0
+        return count + (self.memory_tokens if self.readout_uses_final_memory else 0)
 
     def num_readout_tokens(self, num_segments: int, segment_lengths: Sequence[int] | None = None) -> int:
         """How many tokens the readout of a clip has (the processor's placeholder count).
@@ -141,11 +155,7 @@ class BridgeConfig(JsonConfig):
         """
         if num_segments < 1:
             raise UsageError(f"a clip has at least one segment, got num_segments={num_segments}")
-        count = 0
-        if self.readout_uses_memories:
-            count += num_segments * self.memory_tokens
-        if self.readout == "memory":
-            count += self.memory_tokens
+        count = self.num_memory_readout_tokens(num_segments)
         if self.readout_uses_last_segment:
             if not segment_lengths or segment_lengths[-1] < 1:
                 raise UsageError(f"readout {self.readout!r} needs the frame count of the last segment")

@@ -201,7 +201,7 @@ class MemoryBridge(nn.Module):
         if c.readout_uses_memories:
             parts.append(memories.reshape(b, s * m, w))
             masks.append(segment_valid.repeat_interleave(m, dim=1))
-        if c.readout == "memory":
+        if c.readout_uses_final_memory:
             parts.append(memory)
             masks.append(memory_mask)
         if c.readout_uses_last_segment:
@@ -323,7 +323,7 @@ class MemoryBridge(nn.Module):
             if state.memories is None:
                 raise ModelError(f"this bridge state kept no per-segment memories, needed by readout {c.readout!r}")
             parts.append(state.memories.view().reshape(-1, c.width))
-        if c.readout == "memory":
+        if c.readout_uses_final_memory:
             parts.append(state.memory)
         if c.readout_uses_last_segment:
             if state.last_tokens is None:

@@ -42,7 +42,7 @@ def evaluate(args) -> int:
     runs = {
         "captions": lambda: suite.run_captions(model, out, work, args.videos, seed),
         "qa": lambda: suite.run_qa(model, out, work, args.videos, seed),
-        "length": lambda: suite.run_length(model, out, work, videos=(args.videos, 2, 1), seed=seed),
+        "length": lambda: suite.run_length(model, out, work, videos=(args.videos, 4, 4), seed=seed),
         "ablation": lambda: suite.run_ablation(model, out, work, min(args.videos, 4), seed=seed),
         "niavh": lambda: suite.run_niavh(model, out, work, seed=seed),
         "egoplan": lambda: suite.run_egoplan(model, out, work, seed=seed),

@@ -70,7 +70,7 @@ def run_qa(model, out: Path, work: Path, n: int = 8, seed: int = EVAL_SEED, per_
 
 
 def run_length(model, out: Path, work: Path, multipliers: Sequence[int] = (1, 8, 32),
-               videos: Sequence[int] = (8, 2, 1), seed: int = EVAL_SEED, per_type: int = 4) -> dict[str, Any]:
+               videos: Sequence[int] = (8, 4, 4), seed: int = EVAL_SEED, per_type: int = 4) -> dict[str, Any]:
     """QA accuracy by type on videos ``multipliers`` x the training length (in scenes)."""
     t0 = time.perf_counter()
     table: dict[str, dict[str, float]] = {}
@@ -94,7 +94,7 @@ def run_length(model, out: Path, work: Path, multipliers: Sequence[int] = (1, 8,
 
 
 def run_niavh(model, out: Path, work: Path, multipliers: Sequence[int] = (1, 8, 32),
-              depths: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), needles: int = 2,
+              depths: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), needles: int = 4,
               seed: int = EVAL_SEED) -> dict[str, Any]:
     """Needle in a video haystack: accuracy over haystack length x needle depth."""
     t0 = time.perf_counter()
@@ -115,17 +115,17 @@ def run_niavh(model, out: Path, work: Path, multipliers: Sequence[int] = (1, 8, 
     return payload
 
 
-def run_egoplan(model, out: Path, work: Path, path: str | os.PathLike | None = None, n: int = 12,
+def run_egoplan(model, out: Path, work: Path, path: str | os.PathLike | None = None, n: int = 24,
                 seed: int = EVAL_SEED) -> dict[str, Any]:
     """EgoPlan multiple choice by log-likelihood; without ``path``, ``n`` held-out world tasks are generated."""
     t0 = time.perf_counter()
     if path is None:
         folder = work / f"egoplan-s{seed}"
-        if not (folder / "egoplan.json").is_file():
+        path = folder / "egoplan.json"
+        if not path.is_file() or len(json.loads(path.read_text(encoding="utf-8"))) != n:
             from videollm.world import generate
 
             generate(folder, n, seed, heldout=True, kind="egoplan")
-        path = folder / "egoplan.json"
     records = egoplan_records(model, path, feature_cache(model, work))
     acc = float(np.mean([r["correct"] for r in records])) if records else float("nan")
     payload = {"eval": "egoplan", "file": str(path), "accuracy": acc, "chance": 0.25, "items": len(records),

@@ -40,11 +40,13 @@ class Example:
         segments: the clip's segments, each (L_k, P*P, Dv) pooled tokens (L_k <= F).
         messages: the conversation; exactly one user message holds the ``<video>`` marker.
         words: attribute words of the scene the readout shows (world examples; targets of the alignment loss).
+        memory_words: attribute words of every scene of the clip (targets of the memory-alignment loss).
     """
 
     segments: list[Tensor]
     messages: list[Message]
     words: list[str] = dataclasses.field(default_factory=list)
+    memory_words: list[str] = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,7 +169,8 @@ class WorldExamples:
         turns += [(qa[i]["question"], qa[i]["answer"]) for i in order[: src.extra_qa_turns]]
         from videollm.train.align import scene_words
 
-        return Example([self.pool[i][0] for i in picks], conversation(turns), scene_words(scenes[-1]))
+        every = list(dict.fromkeys(w for scene in scenes for w in scene_words(scene)))
+        return Example([self.pool[i][0] for i in picks], conversation(turns), scene_words(scenes[-1]), every)
 
 
 def conversation(turns: Sequence[tuple[str, str]]) -> list[Message]:

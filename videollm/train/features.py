@@ -159,13 +159,21 @@ def video_features(encode: Encoder, cache: FeatureCache, path: str | os.PathLike
         num_frames: sample this many frames uniformly instead.
 
     Returns:
-        The features (frames are decoded in batches and never kept).
+        The features (frames are decoded in batches and never kept). A cached entry is reused only while the file's
+        size and modification time are those it was encoded from; a changed file is encoded again.
     """
     from videollm.io import open_video
 
     key = f"file:{os.path.abspath(path)}"
+    try:
+        info = os.stat(path)
+    except OSError:
+        raise VideoError(path, "no such file") from None
+    stamp = {"path": str(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
     if cache.has(key):
-        return cache.get(key)
+        cached = cache.get(key)
+        if all(cached.meta.get(k) == stamp[k] for k in ("size", "mtime_ns")):
+            return cached
     if Path(path).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
         import cv2
 
@@ -173,7 +181,7 @@ def video_features(encode: Encoder, cache: FeatureCache, path: str | os.PathLike
         if image is None:
             raise VideoError(path, "cannot read this image")
         cls, tokens = encode(np.ascontiguousarray(image[None, ..., ::-1]))
-        features = VideoFeatures(cls, tokens, torch.zeros(1, dtype=torch.float64), {"path": str(path)})
+        features = VideoFeatures(cls, tokens, torch.zeros(1, dtype=torch.float64), stamp)
     else:
         with open_video(path) as reader:
             if num_frames is not None:
@@ -187,7 +195,6 @@ def video_features(encode: Encoder, cache: FeatureCache, path: str | os.PathLike
                 cls = torch.cat([p[0] for p in parts])  # (N, Dv)
                 tokens = torch.cat([p[1] for p in parts])  # (N, P*P, Dv)
                 times = np.concatenate([p[2] for p in parts])
-        features = VideoFeatures(cls, tokens, torch.as_tensor(np.asarray(times), dtype=torch.float64),
-                                 {"path": str(path)})
+        features = VideoFeatures(cls, tokens, torch.as_tensor(np.asarray(times), dtype=torch.float64), stamp)
     cache.put(key, features)
     return features

@@ -106,30 +106,47 @@ def lr_at(step: int, total: int, config: TrainConfig) -> float:
 
 
 def make_collate(model):
-    """Collate ``Example``s into ``(clips, batch, word_targets)`` for ``VideoLLM.forward`` and the alignment loss."""
+    """Collate ``Example``s into ``(clips, batch, (word_targets, memory_word_targets))`` for ``VideoLLM.forward``
+    and the alignment losses."""
     from videollm.train.align import word_targets
 
-    def collate(examples: list[Example]) -> tuple[list[list[torch.Tensor]], dict[str, torch.Tensor], list[list[int]]]:
+    def collate(examples: list[Example]) -> tuple[list[list[torch.Tensor]], dict[str, torch.Tensor],
+                                                  tuple[list[list[int]], list[list[int]]]]:
         clips, encoded = [], []
         for ex in examples:
             n = model.num_visual_tokens([s.shape[0] for s in ex.segments])
             encoded.append(model.processor.build_training_example(ex.messages, n))
             clips.append(ex.segments)
-        return clips, model.processor.collate(encoded), word_targets(model.tokenizer, [ex.words for ex in examples])
+        targets = (word_targets(model.tokenizer, [ex.words for ex in examples]),
+                   word_targets(model.tokenizer, [ex.memory_words for ex in examples]))
+        return clips, model.processor.collate(encoded), targets
 
     return collate
 
 
 def objective(model, clips, batch, targets, config: TrainConfig, vocab: torch.Tensor | None) -> torch.Tensor:
-    """The weighted training objective of one micro-batch: LM answer loss and/or word-alignment loss."""
+    """The weighted training objective of one micro-batch: LM answer loss and/or word-alignment losses.
+
+    ``targets`` is ``(words, memory_words)`` from ``make_collate``: the shown scene's words for the whole readout,
+    and every scene's words for the readout's leading memory tokens.
+    """
     from videollm.train.align import align_loss
 
-    if not config.align_weight:
+    if not (config.align_weight or config.memory_align_weight):
         return model(clips, batch)
     lm, visual, mask = model(clips, batch if config.lm_weight else None, return_visual=True)
     raw = model.module if hasattr(model, "module") else model
-    align = align_loss(visual, mask, targets, raw.lm.get_input_embeddings().weight, vocab)
-    return config.align_weight * align + (config.lm_weight * lm if lm is not None else 0.0)
+    embeddings = raw.lm.get_input_embeddings().weight
+    words, memory_words = targets
+    loss = config.lm_weight * lm if lm is not None else visual.sum() * 0.0
+    if config.align_weight:
+        loss = loss + config.align_weight * align_loss(visual, mask, words, embeddings, vocab)
+    if config.memory_align_weight:
+        counts = torch.tensor([raw.bridge.config.num_memory_readout_tokens(len(c)) for c in clips],
+                              device=mask.device)  # (B,) memory tokens lead each clip's readout
+        memory_mask = mask & (torch.arange(mask.shape[1], device=mask.device) < counts[:, None])
+        loss = loss + config.memory_align_weight * align_loss(visual, memory_mask, memory_words, embeddings, vocab)
+    return loss
 
 
 def trainable_parameters(model, train_lm: bool) -> list[torch.nn.Parameter]:
@@ -235,6 +252,9 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     set_seed(config.seed)
     out = Path(config.output_dir)
     model_config = build_model_config(config)
+    if config.memory_align_weight and not model_config.bridge.num_memory_readout_tokens(1):
+        raise UsageError(f"memory_align_weight needs a readout with memory tokens; readout is "
+                         f"{model_config.bridge.readout!r}")
     model = VideoLLM.from_pretrained(model_config, device=accelerator.device)
     if Path(config.model).is_dir():
         model.load_trained(Path(config.model) / "model.safetensors", new_lora=True)
@@ -285,7 +305,7 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
 
     raw = accelerator.unwrap_model(model)
     vocab = None
-    if config.align_weight:
+    if config.align_weight or config.memory_align_weight:
         from videollm.train.align import align_vocab
 
         vocab = align_vocab(raw.tokenizer, raw.lm.get_input_embeddings().weight.shape[0]).to(raw.device)
