@@ -12,7 +12,6 @@ import torch
 from videollm.bridge import BridgeConfig
 from videollm.errors import UsageError
 from videollm.train import TrainConfig, train
-from videollm.train.loop import objective
 from videollm.train.align import (
     MOTION_WORDS,
     align_loss,
@@ -21,6 +20,7 @@ from videollm.train.align import (
     word_targets,
     world_words,
 )
+from videollm.train.loop import objective
 from videollm.world.spec import Background, ObjectSpec, SceneSpec
 
 

@@ -256,3 +256,15 @@ def test_shipped_checkpoint_loads() -> None:
     segments = [torch.zeros(2, model.config.bridge.tokens_per_frame, model.config.bridge.vision_dim)]
     visual, _ = model.visual_tokens([segments])
     assert visual.shape[-1] == model.lm.config.hidden_size and torch.isfinite(visual).all()
+
+
+def test_recorded_experiment_recipes_still_parse() -> None:
+    """The not-shipped runs the checkpoint README reports keep loading as recipes (fields renamed later would fail)."""
+    recipes = sorted((SHIPPED / "experiments").glob("*.json"))
+    assert [p.name for p in recipes] == ["memalign-B1.json", "memlast-A.json", "memlast-B2.json"]
+    for path in recipes:
+        recipe = TrainConfig.load(path)
+        assert recipe.model_overrides["bridge"]["readout"] == "memory_last_segment"
+        assert recipe.memory_align_weight > 0
+    stage = TrainConfig.load(SHIPPED / "experiments" / "memalign-B1.json")
+    assert stage.lm_weight == 0 and stage.steps == 600
