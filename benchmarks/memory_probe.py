@@ -17,17 +17,11 @@ Videos and features come from (and are written once to) ``--work``, the same fol
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
-
-
-def scene_words(scene: dict) -> set[str]:
-    """Size, colour and shape words of a ground-truth scene (what names its objects; motions are left out)."""
-    return {w for obj in scene["objects"] for w in (obj["size"], obj["colour"], obj["shape"])}
 
 
 def main() -> int:
@@ -40,7 +34,8 @@ def main() -> int:
 
     from videollm.eval import runner
     from videollm.model import VideoLLM
-    from videollm.train.align import MOTION_WORDS, word_id, world_words
+    from videollm.train.align import MOTION_WORDS, scene_words, word_id, world_words
+    from videollm.world import VideoSpec
 
     t0 = time.perf_counter()
     model = VideoLLM.from_pretrained(args.model).eval()
@@ -50,30 +45,30 @@ def main() -> int:
         return 2
     cases = runner.make_cases(model, args.work, f"videos-x1-s{args.seed}", args.videos, args.seed,
                               runner.TRAIN_SCENES)
-    words = [w for w in world_words() if w not in set(MOTION_WORDS.values())]
+    motions = set(MOTION_WORDS.values())  # left out: the question is whether the objects are remembered
+    words = [w for w in world_words() if w not in motions]
     ids = torch.tensor([word_id(model.tokenizer, w) for w in words])
     with torch.no_grad():
         table = F.normalize(model.lm.get_input_embeddings().weight[ids].float(), dim=-1)  # (K, H)
     print(f"model {args.model}, readout {cfg.readout}, {len(cases)} videos, {len(words)} candidate words")
     print(f"{'variant':>10} {'earlier-scene recall':>21} {'last-scene recall':>18}")
     for variant in ("full", "no_memory"):
-        model.bridge.config = cfg if variant == "full" else dataclasses.replace(cfg, use_memory=False)
         hits = {"early": 0, "last": 0}
         totals = {"early": 0, "last": 0}
         for case in cases:
-            watched = runner.watch(model, case.features)
+            with runner.ablated(model, variant):
+                watched = runner.watch(model, case.features)
             n = cfg.num_memory_readout_tokens(len(watched.spans))
             memory = watched.visuals[-1][:n].float()  # (n, H): the readout's leading memory tokens
             score = torch.logsumexp(F.normalize(memory, dim=-1) @ table.T / 0.05, dim=0)  # (K,)
-            scenes = case.truth["scenes"]
-            last = scene_words(scenes[-1])
-            early = set().union(*(scene_words(s) for s in scenes[:-1])) - last
+            scenes = [set(scene_words(s)) - motions for s in VideoSpec.from_dict(case.truth["spec"]).scenes]
+            last = scenes[-1]
+            early = set().union(*scenes[:-1]) - last
             for name, target in (("early", early), ("last", last)):
                 if target:
                     top = {words[i] for i in torch.topk(score, len(target)).indices.tolist()}
                     hits[name] += len(top & target)
                     totals[name] += len(target)
-        model.bridge.config = cfg
         print(f"{variant:>10} {hits['early'] / max(1, totals['early']):>21.3f} "
               f"{hits['last'] / max(1, totals['last']):>18.3f}   ({totals['early']} / {totals['last']} words)")
     print(f"{time.perf_counter() - t0:.0f} s")
