@@ -211,6 +211,33 @@ def test_step_matches_forward(readout: str, ablation: str) -> None:
         torch.testing.assert_close(state.memories.view(), out.memories[0], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("readout", READOUT_MODES)
+def test_readout_at_earlier_segment_equals_stopping_there(readout: str) -> None:
+    """Recall: the readout rebuilt for segment k of a longer stream equals the readout of the stream cut after k."""
+    bridge = make_bridge(readout=readout)
+    segments = make_segments([2, 5, 1, 3])  # 5 > F = 3: the kept scene is the subsampled one
+    state = run_steps(bridge, segments)
+    for k in range(len(segments)):
+        alone = bridge.readout(run_steps(bridge, segments[: k + 1]))
+        torch.testing.assert_close(bridge.readout(state, at=k), alone, rtol=0, atol=1e-6)
+    torch.testing.assert_close(bridge.readout(state, at=-1), bridge.readout(state), rtol=0, atol=0)
+    with pytest.raises(UsageError, match="segment 4 does not exist"):
+        bridge.readout(state, at=4)
+    if bridge.config.readout_uses_last_segment:
+        cfg = bridge.config
+        assert state.scenes.view().shape == (4, cfg.max_frames_per_segment * cfg.tokens_per_frame, cfg.width)
+        assert [s.tokens for s in state.segments] == [min(n, 3) * cfg.tokens_per_frame for n in (2, 5, 1, 3)]
+
+
+def test_readout_at_needs_kept_scenes() -> None:
+    bridge = make_bridge(readout="last_segment")
+    state = run_steps(bridge, make_segments([2, 3]))
+    state.scenes = None  # as in a state saved before scenes were kept
+    torch.testing.assert_close(bridge.readout(state, at=1), bridge.readout(state), rtol=0, atol=0)
+    with pytest.raises(ModelError, match="kept no earlier scenes"):
+        bridge.readout(state, at=0)
+
+
 def test_gradients_reach_every_parameter() -> None:
     bridge = make_bridge(readout="all_memories_last_segment", position_embedding="learned",
                          temporal_diff=True).train()
@@ -348,6 +375,7 @@ def test_state_save_load_round_trip(tmp_path: Path) -> None:
     assert loaded.segments == state.segments and loaded.fingerprint == state.fingerprint
     torch.testing.assert_close(bridge.readout(loaded), bridge.readout(state), rtol=0, atol=0)
     torch.testing.assert_close(loaded.cached_memories(), state.cached_memories(), rtol=0, atol=0)
+    torch.testing.assert_close(bridge.readout(loaded, at=0), bridge.readout(state, at=0), rtol=0, atol=0)
     # continuing from the reloaded state (key/value projections rebuilt) equals continuing the live one
     continued = bridge.readout(bridge.step(segments[3], loaded, 3.0, 4.0))
     torch.testing.assert_close(continued, bridge.readout(bridge.step(segments[3], state, 3.0, 4.0)),

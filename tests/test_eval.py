@@ -105,10 +105,10 @@ def test_runners_score_known_answers(tiny, work: Path, monkeypatch) -> None:
     # An oracle that answers from the ground truth must score 1.0; one that always says "purple" scores exactly
     # the share of questions whose answer is "purple".
     answers = {qa["question"]: qa["answer"] for qa in truth["qa"]}
-    monkeypatch.setattr(runner, "ask", lambda model, visual, q, n=8: answers[q])
+    monkeypatch.setattr(runner, "ask_video", lambda model, watched, q, n=8: (answers[q], 0))
     records = runner.qa_records(tiny, cases, per_type=2)
     assert records and all(r["correct"] == 1.0 for r in records)
-    monkeypatch.setattr(runner, "ask", lambda model, visual, q, n=8: "purple")
+    monkeypatch.setattr(runner, "ask_video", lambda model, watched, q, n=8: ("purple", 0))
     records = runner.qa_records(tiny, cases, per_type=2)
     assert sum(r["correct"] for r in records) == sum(r["answer"] == "purple" for r in records)
 
@@ -128,6 +128,9 @@ def test_ablation_switches_restore(tiny) -> None:
     before = (tiny.bridge.config, tiny.config.segmentation, tiny.bridge.retriever)
     with runner.ablated(tiny, "no_retrieval"):
         assert tiny.bridge.retriever is None
+    with runner.ablated(tiny, "no_recall"):
+        assert tiny.config.recall is False
+    assert tiny.config.recall is True
     with runner.ablated(tiny, "uniform_segments"):
         assert tiny.config.segmentation.mode == "uniform"
     with runner.ablated(tiny, "readout=memory"):

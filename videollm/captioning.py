@@ -255,7 +255,8 @@ def summarize(model, state: BridgeState, prompt: str = SUMMARY, max_new_tokens: 
 
 def ask(model, state: BridgeState, question: str, history: Sequence[Mapping[str, str]] = (),
         max_new_tokens: int = ANSWER_TOKENS, **generate_kwargs: Any) -> Iterator[str]:
-    """Answer a question about a watched video, streamed token by token (multi-turn).
+    """Answer a question about a watched video, streamed token by token (multi-turn), from the scene the question is
+    about when the model's config has ``recall`` on (``videollm.recall``; the readout after the last scene otherwise).
 
     Args:
         model: a ``VideoLLM`` (no vision encoder is needed: the memory holds everything).
@@ -274,8 +275,10 @@ def ask(model, state: BridgeState, question: str, history: Sequence[Mapping[str,
     for message in history:
         if message.get("role") not in ("user", "assistant") or not isinstance(message.get("content"), str):
             raise UsageError("history messages must be {'role': 'user'|'assistant', 'content': str}")
-    return model.chat(model.project_state(state), list(history), question, max_new_tokens=max_new_tokens,
-                      **generate_kwargs)
+    from videollm.recall import answer
+
+    pieces, _ = answer(model, state, question, list(history), max_new_tokens=max_new_tokens, **generate_kwargs)
+    return pieces
 
 
 def open_memory(model, path: str | os.PathLike, progress: bool = False) -> BridgeState:

@@ -27,7 +27,8 @@ class ModelConfig:
     """Everything needed to rebuild a model: vision tower, segmentation, bridge, projector, LM.
 
     ``projector.in_dim`` must equal ``bridge.width``; ``projector.out_dim`` must equal the LM's hidden size (checked
-    when the LM is loaded, since only the LM's own config knows it).
+    when the LM is loaded, since only the LM's own config knows it). ``recall``: answer questions about a watched
+    video from the scene they are about (``videollm.recall``) instead of always from the readout after the last one.
     """
 
     vision: VisionConfig
@@ -36,8 +37,11 @@ class ModelConfig:
     lm: LMConfig
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     name: str = "custom"
+    recall: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.recall, bool):
+            raise ModelError(f"model config: recall must be true or false, got {self.recall!r}")
         if self.projector.in_dim != self.bridge.width:
             raise ModelError(f"projector in_dim {self.projector.in_dim} != bridge width {self.bridge.width}")
 
@@ -49,11 +53,12 @@ class ModelConfig:
             "bridge": self.bridge.to_dict(),
             "projector": self.projector.to_dict(),
             "lm": self.lm.to_dict(),
+            "recall": self.recall,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        unknown = sorted(set(data) - {"name", "vision", "segmentation", "bridge", "projector", "lm"})
+        unknown = sorted(set(data) - {"name", "vision", "segmentation", "bridge", "projector", "lm", "recall"})
         if unknown:
             raise ModelError(f"unknown model config keys: {', '.join(unknown)}")
         try:
@@ -64,6 +69,7 @@ class ModelConfig:
                 bridge=BridgeConfig.from_dict(data["bridge"]),
                 projector=ProjectorConfig.from_dict(data["projector"]),
                 lm=LMConfig.from_dict(data["lm"]),
+                recall=data.get("recall", True),
             )
         except KeyError as err:
             raise ModelError(f"model config misses the section {err.args[0]!r}") from None

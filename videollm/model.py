@@ -221,10 +221,19 @@ class VideoLLM(nn.Module):
         out = self.bridge(tokens.to(self.device), frame_mask.to(self.device))
         return self.projector(out.readout), out.readout_mask
 
-    def project_state(self, state: BridgeState) -> Tensor:
-        """Streaming path: the projected readout of a bridge state, (R, H)."""
+    def project_state(self, state: BridgeState, at: int | None = None) -> Tensor:
+        """Streaming path: the projected readout of a bridge state, (R, H); with ``at``, the readout as it was right
+        after segment ``at`` (see ``MemoryBridge.readout``)."""
         with torch.no_grad():
-            return self.projector(self.bridge.readout(state).to(self.device))
+            return self.projector(self.bridge.readout(state, at=at).to(self.device))
+
+    def word_scorer(self):
+        """The ``videollm.recall.WordScorer`` of this model's LM (built once)."""
+        if getattr(self, "_word_scorer", None) is None:
+            from videollm.recall import WordScorer
+
+            self._word_scorer = WordScorer.for_model(self)
+        return self._word_scorer
 
     def forward(self, clips: Sequence[Sequence[Tensor]], batch: Mapping[str, Tensor] | None,
                 return_visual: bool = False) -> Tensor | tuple[Tensor | None, Tensor, Tensor]:

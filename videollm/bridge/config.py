@@ -128,6 +128,12 @@ class BridgeConfig(JsonConfig):
         return self.readout in ("all_memories", "all_memories_last_segment")
 
     @property
+    def keeps_memories(self) -> bool:
+        """Whether a streaming state keeps every segment's carried memory (to read out, or to recall the readout as
+        it was after an earlier segment)."""
+        return self.readout_uses_memories or self.readout_uses_final_memory
+
+    @property
     def readout_uses_final_memory(self) -> bool:
         """Whether the readout includes the final carried memory."""
         return self.readout in ("memory", "memory_last_segment")

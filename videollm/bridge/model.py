@@ -233,7 +233,9 @@ class MemoryBridge(nn.Module):
             fingerprint=c.fingerprint(),
             memory=p.detach().clone(),
             cache=RowBuffer((c.memory_tokens, c.width), p.dtype, p.device),
-            memories=RowBuffer((c.memory_tokens, c.width), p.dtype, p.device) if c.readout_uses_memories else None,
+            memories=RowBuffer((c.memory_tokens, c.width), p.dtype, p.device) if c.keeps_memories else None,
+            scenes=(RowBuffer((c.max_frames_per_segment * c.tokens_per_frame, c.width), p.dtype, p.device)
+                    if c.readout_uses_last_segment else None),
         )
 
     @torch.no_grad()
@@ -275,11 +277,18 @@ class MemoryBridge(nn.Module):
         if state.memories is not None:
             state.memories.append(retrieved)
         state.last_tokens = out[0] if c.readout_uses_last_segment else None
+        kept = 0
+        if state.scenes is not None and state.last_tokens is not None:
+            kept = state.last_tokens.shape[0]
+            row = state.last_tokens.new_zeros((1, *state.scenes.data.shape[1:]))
+            row[0, :kept] = state.last_tokens
+            state.scenes.append(row)
         if start_frame is None:
             start_frame = state.segments[-1].end_frame + 1 if state.segments else 0
         if end_frame is None:
             end_frame = start_frame + frames - 1
-        state.segments.append(SegmentRecord(float(start_time), float(end_time), int(start_frame), int(end_frame)))
+        state.segments.append(SegmentRecord(float(start_time), float(end_time), int(start_frame), int(end_frame),
+                                            kept))
         return state
 
     def _retrieve_step(self, state: BridgeState, updated: Tensor) -> Tensor:
@@ -306,29 +315,43 @@ class MemoryBridge(nn.Module):
         return self.retriever.attend(
             updated, state.keys.view().reshape(1, -1, w), state.values.view().reshape(1, -1, w))  # (1, M, W)
 
-    def readout(self, state: BridgeState) -> Tensor:
+    def readout(self, state: BridgeState, at: int | None = None) -> Tensor:
         """The readout tokens of a streaming state (what the projector receives).
 
         Args:
             state: a state that has processed at least one segment.
+            at: None for the readout now; a segment index k for the readout exactly as it was right after segment k
+                (question-conditioned recall; needs a state that kept its scenes, see ``BridgeState.scenes``).
 
         Returns:
-            (R, W) with R = ``num_readout_tokens`` of the segments seen so far.
+            (R, W) with R = ``num_readout_tokens`` of the segments seen so far (up to segment ``at``).
         """
         c = self.config
-        if state.num_segments == 0:
+        n = state.num_segments
+        if n == 0:
             raise UsageError("the bridge state has no segment yet: call step() first")
+        if at is not None and not -n <= at < n:
+            raise UsageError(f"segment {at} does not exist: the state has {n} segments")
+        k = None if at is None or at % n == n - 1 else at % n  # the latest segment reads out as now
         parts: list[Tensor] = []
-        if c.readout_uses_memories:
+        if c.readout_uses_memories or (k is not None and c.readout_uses_final_memory):
             if state.memories is None:
                 raise ModelError(f"this bridge state kept no per-segment memories, needed by readout {c.readout!r}")
-            parts.append(state.memories.view().reshape(-1, c.width))
+        if c.readout_uses_memories:
+            parts.append(state.memories.view()[: n if k is None else k + 1].reshape(-1, c.width))
         if c.readout_uses_final_memory:
-            parts.append(state.memory)
+            parts.append(state.memory if k is None else state.memories.view()[k])
         if c.readout_uses_last_segment:
-            if state.last_tokens is None:
-                raise ModelError(f"this bridge state kept no last-segment tokens, needed by readout {c.readout!r}")
-            parts.append(state.last_tokens)
+            if k is None:
+                if state.last_tokens is None:
+                    raise ModelError(f"this bridge state kept no last-segment tokens, needed by readout {c.readout!r}")
+                parts.append(state.last_tokens)
+            else:
+                kept = state.segments[k].tokens
+                if state.scenes is None or not kept:
+                    raise ModelError("this bridge state kept no earlier scenes (saved by an older version?): "
+                                     "watch the video again to recall earlier scenes")
+                parts.append(state.scenes.view()[k, :kept])
         return torch.cat(parts, dim=0)
 
     def num_readout_tokens(self, num_segments: int, segment_lengths: Sequence[int] | None = None) -> int:

@@ -72,12 +72,15 @@ class RowBuffer:
 
 @dataclass
 class SegmentRecord:
-    """One processed segment: its time span in seconds and its frame span (inclusive) in the source video."""
+    """One processed segment: its time span in seconds, its frame span (inclusive) in the source video, and how many
+    of its output tokens the state keeps in ``BridgeState.scenes`` (0: none kept, e.g. a state saved before scenes
+    were kept)."""
 
     start_time: float
     end_time: float
     start_frame: int
     end_frame: int
+    tokens: int = 0
 
 
 @dataclass
@@ -90,8 +93,12 @@ class BridgeState:
         fingerprint: ``BridgeConfig.fingerprint()`` of the bridge that produced the state.
         memory: (M, W) memory carried into the next segment (after retrieval).
         cache: K cached memories, rows (M, W): each segment's updated memory (bridge-layer output, before retrieval).
-        memories: K carried memories, rows (M, W), kept only when the readout needs every segment's memory.
+        memories: K carried memories, rows (M, W), kept when the readout includes memories (every segment's, or the
+            final one: then ``memories[k]`` is the readout's memory as it was right after segment k).
         last_tokens: (L*T, W) bridge output at the last segment's token positions (last_segment readouts), or None.
+        scenes: K segments' output tokens, rows (F*T, W) zero-padded (``segments[k].tokens`` of row k are real),
+            kept for readouts that include the last segment, so the readout as it was right after any earlier
+            segment can be rebuilt (``MemoryBridge.readout(state, at=k)``: question-conditioned recall).
         segments: the segment table, one ``SegmentRecord`` per processed segment.
         keys, values: derived retrieval key/value projections of ``cache`` (rows (M, W)), rebuilt by the bridge when
             missing or stale; never saved.
@@ -104,6 +111,7 @@ class BridgeState:
     cache: RowBuffer
     memories: RowBuffer | None = None
     last_tokens: Tensor | None = None
+    scenes: RowBuffer | None = None
     segments: list[SegmentRecord] = field(default_factory=list)
     keys: RowBuffer | None = None
     values: RowBuffer | None = None
@@ -123,7 +131,7 @@ class BridgeState:
         """Move every tensor (in place) and return self."""
         self.memory = self.memory.to(device)
         self.last_tokens = self.last_tokens.to(device) if self.last_tokens is not None else None
-        for buf in (self.cache, self.memories, self.keys, self.values):
+        for buf in (self.cache, self.memories, self.scenes, self.keys, self.values):
             if buf is not None:
                 buf.to(device)
         return self
@@ -138,6 +146,8 @@ class BridgeState:
             tensors["memories"] = self.memories.view()
         if self.last_tokens is not None:
             tensors["last_tokens"] = self.last_tokens
+        if self.scenes is not None:
+            tensors["scenes"] = self.scenes.view()
         # safetensors refuses views that share storage and non-contiguous tensors: store independent copies.
         tensors = {name: t.detach().contiguous().clone() for name, t in tensors.items()}
         metadata = {
@@ -185,6 +195,7 @@ class BridgeState:
             cache=RowBuffer.from_tensor(tensors["cache"]),
             memories=RowBuffer.from_tensor(tensors["memories"]) if "memories" in tensors else None,
             last_tokens=tensors.get("last_tokens"),
+            scenes=RowBuffer.from_tensor(tensors["scenes"]) if "scenes" in tensors else None,
             segments=segments,
             extra=json.loads(metadata.get("extra", "{}")),
         )

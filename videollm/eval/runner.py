@@ -41,7 +41,7 @@ TRAIN_SCENES = 2
 SCENE_SECONDS = (2.0, 6.0)
 CAPTION_TOKENS = 48
 ANSWER_TOKENS = 8
-ABLATIONS: tuple[str, ...] = ("full", "no_memory", "no_retrieval", "uniform_segments", "readout=all_memories",
+ABLATIONS: tuple[str, ...] = ("full", "no_recall", "no_memory", "no_retrieval", "uniform_segments", "readout=all_memories",
                               "readout=memory", "readout=all_memories_last_segment", "readout=memory_last_segment")
 
 
@@ -61,10 +61,12 @@ class Watched:
     Attributes:
         spans: (start, end) seconds of each segment.
         visuals: projected readout after each segment, (R_k, H) each.
+        state: the bridge state after the last segment (what questions are answered from).
     """
 
     spans: list[tuple[float, float]]
     visuals: list[Tensor]
+    state: object = None
 
 
 # ------------------------------------------------------------------------------------------------ videos
@@ -125,12 +127,21 @@ def watch(model, features: VideoFeatures) -> Watched:
         spans.append((start, stop))
         visuals.append(model.project_state(state))
         start = stop
-    return Watched(spans, visuals)
+    return Watched(spans, visuals, state)
 
 
 def ask(model, visual: Tensor, question: str, max_new_tokens: int = ANSWER_TOKENS) -> str:
     """Greedy answer to one question about a readout."""
     return "".join(model.chat(visual, [], question, max_new_tokens=max_new_tokens)).strip()
+
+
+def ask_video(model, watched: Watched, question: str, max_new_tokens: int = ANSWER_TOKENS) -> tuple[str, int]:
+    """Greedy answer to one question about a watched video, as the product answers it (``videollm.recall``:
+    from the scene the question is about when the model's config has recall on). Returns (answer, scene used)."""
+    from videollm.recall import answer
+
+    pieces, decision = answer(model, watched.state, question, max_new_tokens=max_new_tokens)
+    return "".join(pieces).strip(), decision.scene
 
 
 # ------------------------------------------------------------------------------------------------ evaluations
@@ -173,14 +184,14 @@ def select_questions(truth: dict, per_type: int) -> list[dict]:
 
 
 def qa_records(model, cases: Sequence[Case], per_type: int = 3) -> list[dict]:
-    """Answers to ground-truth questions from the memory after the whole video."""
+    """Answers to ground-truth questions after the whole video (recalling the scene asked about, see ``ask_video``)."""
     records = []
     for case in cases:
-        visual = watch(model, case.features).visuals[-1]
+        watched = watch(model, case.features)
         for qa in select_questions(case.truth, per_type):
-            pred = ask(model, visual, qa["question"])
+            pred, scene = ask_video(model, watched, qa["question"])
             records.append({"video": case.path.name, "type": qa["type"], "question": qa["question"],
-                            "answer": qa["answer"], "predicted": pred,
+                            "answer": qa["answer"], "predicted": pred, "scene_used": scene,
                             "correct": float(answer_correct(pred, qa["answer"]))})
     return records
 
@@ -189,15 +200,19 @@ def qa_records(model, cases: Sequence[Case], per_type: int = 3) -> list[dict]:
 def ablated(model, variant: str) -> Iterator[None]:
     """Flip one switch of the loaded model (same trained weights) for the duration of the block.
 
-    Variants: ``full``, ``no_memory`` (every segment starts from the initial memory), ``no_retrieval`` (the carried
+    Variants: ``full``, ``no_recall`` (questions answered from the readout after the last scene, never from the scene
+    they are about), ``no_memory`` (every segment starts from the initial memory), ``no_retrieval`` (the carried
     memory skips the cross-attention over the cache), ``uniform_segments`` (fixed chunks instead of SceneTiling),
     ``readout=<mode>``.
     """
     if variant not in ABLATIONS:
         raise ValueError(f"unknown ablation {variant!r}")
     bridge_cfg, seg_cfg, retriever = model.bridge.config, model.config.segmentation, model.bridge.retriever
+    recall = model.config.recall
     try:
-        if variant == "no_memory":
+        if variant == "no_recall":
+            model.config.recall = False
+        elif variant == "no_memory":
             model.bridge.config = dataclasses.replace(bridge_cfg, use_memory=False)
         elif variant == "no_retrieval":
             model.bridge.config = dataclasses.replace(bridge_cfg, retrieval=False)
@@ -209,6 +224,7 @@ def ablated(model, variant: str) -> Iterator[None]:
         yield
     finally:
         model.bridge.config, model.config.segmentation, model.bridge.retriever = bridge_cfg, seg_cfg, retriever
+        model.config.recall = recall
 
 
 def needle_records(model, haystacks: Sequence[tuple[str, Case]], needles: Sequence[Case],
@@ -229,10 +245,10 @@ def needle_records(model, haystacks: Sequence[tuple[str, Case]], needles: Sequen
                 nt = needle.features.times.numpy()
                 keep = (nt >= info["start_time"]) & (nt < info["end_time"])
                 feats = _splice(hay.features, needle.features, torch.from_numpy(keep), at)
-                visual = watch(model, feats).visuals[-1]
-                pred = ask(model, visual, info["question"])
+                pred, scene = ask_video(model, watch(model, feats), info["question"])
                 records.append({"haystack": label, "depth": float(depth), "needle": needle.path.name,
                                 "question": info["question"], "answer": info["answer"], "predicted": pred,
+                                "scene_used": scene,
                                 "correct": float(answer_correct(pred, info["answer"]))})
     return records
 
@@ -277,6 +293,7 @@ __all__ = [
     "Watched",
     "ablated",
     "ask",
+    "ask_video",
     "caption_records",
     "egoplan_records",
     "feature_cache",

@@ -1,0 +1,136 @@
+"""Question-conditioned recall (videollm.recall): which scene a question names, which scene its words point at,
+and that the answer is generated from that scene's readout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from videollm.bridge.state import SegmentRecord
+from videollm.model import VideoLLM
+from videollm.recall import WordScorer, answer, plan, scene_reference
+
+
+def table(n: int, seconds: float = 2.0) -> list[SegmentRecord]:
+    return [SegmentRecord(k * seconds, (k + 1) * seconds, 0, 0) for k in range(n)]
+
+
+@pytest.mark.parametrize(("question", "n", "expected"), [
+    ("what colour is the circle in the third scene?", 5, 2),
+    ("How many objects are in the 21st scene?", 30, 20),
+    ("how many objects are in the 21st scene?", 5, None),  # past the end: not a reference to trust
+    ("what happens in scene 4?", 5, 3),
+    ("what happens in scene #12?", 5, None),
+    ("describe the last scene", 5, 4),
+    ("what is shown at 0:05?", 5, 2),
+    ("what is shown at 1:00:01?", 5, None),
+    ("what happens at 7.5 seconds?", 5, 3),
+    ("what appeared first?", 5, 0),
+    ("what appeared last?", 5, 4),
+    ("what appeared first and what appeared last?", 5, None),
+    ("what colour is the square?", 5, None),
+    ("what colour is the square?", 0, None),
+])
+def test_scene_reference(question: str, n: int, expected: int | None) -> None:
+    assert scene_reference(question, table(n)) == expected
+
+
+def test_word_scorer_prefers_the_scene_showing_the_words() -> None:
+    embeddings = torch.eye(10, 16)  # word i is direction i
+    scorer = WordScorer(embeddings, torch.arange(10), grounded={"red": 1, "star": 2, "Large": 3, "spins": 4})
+    assert scorer.question_ids("is the LARGE red star red?") == [3, 1, 2]
+    scenes = [embeddings[[1, 2]] * 3.0, embeddings[[3, 4, 5]], embeddings[[6]]]  # scale must not matter (cosine)
+    assert int(scorer.scores(scenes, [3]).argmax()) == 1
+    assert int(scorer.scores(scenes, [1, 2]).argmax()) == 0
+    assert int(scorer.scores(scenes, [2, 3, 4]).argmax()) == 1  # two of three words beat one
+    assert torch.equal(scorer.scores(scenes, []), torch.zeros(3))
+    logp = scorer.bag_of_words(scenes)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(3))
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[VideoLLM]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield VideoLLM.from_pretrained("tiny").eval()
+    torch.set_num_threads(threads)
+
+
+def watched(model: VideoLLM, n: int = 4):
+    cfg = model.bridge.config
+    gen = torch.Generator().manual_seed(3)
+    state = None
+    for k in range(n):
+        seg = torch.randn(2, cfg.tokens_per_frame, cfg.vision_dim, generator=gen)
+        state = model.bridge.step(seg, state, start_time=2.0 * k, end_time=2.0 * (k + 1))
+    return state
+
+
+class FixedScorer(WordScorer):
+    """Every question has grounded word 0; scene ``best`` explains it best."""
+
+    def __init__(self, best: int) -> None:
+        self.best = best
+
+    def question_ids(self, question: str) -> list[int]:
+        return [0]
+
+    def scores(self, visuals, ids) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.tensor(self.best), len(visuals)).float()
+
+
+def text(model: VideoLLM, state, k: int, question: str, **kwargs) -> str:
+    return "".join(model.chat(model.project_state(state, at=k), [], question, max_new_tokens=4, **kwargs))
+
+
+def test_named_scene_is_answered_from_its_own_readout(model: VideoLLM) -> None:
+    state = watched(model)
+    question = "what colour is the circle in the second scene?"
+    pieces, decision = answer(model, state, question, max_new_tokens=4)
+    assert (decision.scene, decision.how, decision.candidates) == (1, "named", (1,))
+    assert "".join(pieces) == text(model, state, 1, question)
+    # the readout recalled for scene 1 is not the one after the last scene
+    assert not torch.allclose(model.project_state(state, at=1), model.project_state(state))
+
+
+def test_word_match_tries_that_scene_and_the_next_and_keeps_the_surer_answer(model: VideoLLM,
+                                                                             monkeypatch) -> None:
+    state = watched(model)
+    question = "what colour is the circle?"
+    decision = plan(model, state, question, scorer=FixedScorer(1))
+    assert (decision.how, decision.candidates) == ("words", (1, 2))
+    assert plan(model, state, question, scorer=FixedScorer(3)).candidates == (3,)  # no scene after the last
+
+    # the answer the LM is surer of wins: make the LM's likelihood prefer one scene's readout, then the other
+    readouts = {k: model.project_state(state, at=k) for k in (1, 2)}
+    score = model.score
+    model._word_scorer = FixedScorer(1)
+    try:
+        for preferred in (1, 2):
+            def biased(visual, q, candidates, preferred=preferred):
+                bonus = 10.0 if torch.equal(visual, readouts[preferred]) else 0.0
+                return score(visual, q, candidates) + bonus
+
+            monkeypatch.setattr(model, "score", biased)
+            pieces, decision = answer(model, state, question, max_new_tokens=4, temperature=1.0, seed=0)
+            assert decision.scene == preferred
+            assert "".join(pieces) == text(model, state, preferred, question, temperature=1.0, seed=0)
+    finally:
+        model._word_scorer = None
+
+
+def test_without_recall_or_grounded_words_the_last_readout_answers(model: VideoLLM) -> None:
+    state = watched(model)
+    model.config.recall = False
+    try:
+        assert plan(model, state, "what colour is the circle in the first scene?").how == "now"
+    finally:
+        model.config.recall = True
+    # "how many scenes are there" names no scene and has no world word
+    decision = plan(model, state, "how many scenes are there?")
+    assert (decision.scene, decision.how) == (3, "now")
+    # a one-scene video has nothing to choose from
+    assert plan(model, watched(model, 1), "what colour is the circle in the first scene?").how == "now"

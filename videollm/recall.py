@@ -1,0 +1,200 @@
+"""Question-conditioned recall: answer a question from the readout of the scene it is about.
+
+The readout after a whole video shows the LLM the last scene (plus what the memory carried), so a question about
+an early scene of a long video asks the LLM to read something it was never shown. The bridge state keeps every
+scene's output tokens (``BridgeState.scenes``), so the readout exactly as it was right after any earlier scene can be
+rebuilt (``MemoryBridge.readout(state, at=k)``) at no vision cost. Recall picks that scene:
+
+1. **A scene the question names**: "in the third scene", "scene 12", "the 21st scene", "the last scene", a time
+   ("at 1:05", "at 65 s"), or "first"/"last" on their own ("what appeared first?").
+2. **Otherwise the scene whose tokens best explain the question's grounded words**: each scene's projected tokens
+   are scored against the LM's embeddings of a fixed vocabulary, pooled over tokens (log-sum-exp, as the
+   word-alignment training loss does, ``videollm.train.align``), and normalised over that vocabulary; a scene's
+   score is the summed log-probability of the question's words among the words the bridge was aligned to
+   (``align.world_words``). The answer is generated from that scene and from the next one (where the LLM sees it
+   one scene back, as in training clips that end a scene later: "what appeared right after ..."), and the answer
+   the LLM is more sure of (mean token log-likelihood) wins.
+3. **Nothing to go on** (no scene named, no grounded word): the readout now, as without recall.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from videollm.bridge.state import BridgeState, SegmentRecord
+
+_ORDINAL_WORDS = (
+    "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+    "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth",
+    "nineteenth", "twentieth",
+)
+_ORDINAL = "|".join(_ORDINAL_WORDS)
+_SCENE_ORDINAL = re.compile(rf"\b(?:(?P<word>{_ORDINAL}|last|final)|(?P<num>\d+)(?:st|nd|rd|th))\s+(?:scene|shot|segment)\b")
+_SCENE_NUMBER = re.compile(r"\b(?:scene|shot|segment)\s+(?:number\s+)?#?(?P<num>\d+)\b")
+_CLOCK = re.compile(r"\b(?:at|around)\s+(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{2}(?:\.\d+)?)\b")
+_SECONDS = re.compile(r"\b(?:at|around)\s+(?P<s>\d+(?:\.\d+)?)\s*(?:s|sec|secs|second|seconds)\b")
+_FIRST = re.compile(r"\bfirst\b")
+_LAST = re.compile(r"\b(?:last|final)\b")
+
+
+def scene_reference(question: str, segments: Sequence[SegmentRecord]) -> int | None:
+    """The segment a question names explicitly, or None.
+
+    Args:
+        question: the user's question.
+        segments: the state's segment table (times in seconds).
+
+    Returns:
+        A segment index in ``[0, len(segments))``; None when the question names no scene, names one past the end,
+        or there are no segments.
+    """
+    n = len(segments)
+    if n == 0:
+        return None
+    q = question.lower()
+    if m := _SCENE_ORDINAL.search(q):
+        if m["word"] in ("last", "final"):
+            return n - 1
+        k = _ORDINAL_WORDS.index(m["word"]) + 1 if m["word"] else int(m["num"])
+        return k - 1 if 1 <= k <= n else None
+    if m := _SCENE_NUMBER.search(q):
+        k = int(m["num"])
+        return k - 1 if 1 <= k <= n else None
+    seconds = None
+    if m := _CLOCK.search(q):
+        seconds = int(m["h"] or 0) * 3600 + int(m["m"]) * 60 + float(m["s"])
+    elif m := _SECONDS.search(q):
+        seconds = float(m["s"])
+    if seconds is not None:
+        for k, seg in enumerate(segments):
+            if seg.start_time <= seconds < seg.end_time:
+                return k
+        return n - 1 if seconds >= segments[-1].end_time and seconds < segments[-1].end_time + 1.0 else None
+    first, last = bool(_FIRST.search(q)), bool(_LAST.search(q))
+    if first != last:
+        return 0 if first else n - 1
+    return None
+
+
+class WordScorer:
+    """Scores scenes against a question by the LM-embedding words their projected tokens point at.
+
+    Args:
+        embeddings: (V, H) the LM's input embedding matrix.
+        vocab: (K,) sorted token ids a scene's bag of words is normalised over.
+        grounded: the words that count when a question contains them, each with its token id (in ``vocab``).
+        temperature: cosine temperature (the alignment loss's).
+    """
+
+    def __init__(self, embeddings: Tensor, vocab: Tensor, grounded: Mapping[str, int],
+                 temperature: float = 0.05) -> None:
+        self.vocab = vocab.to(torch.int64).cpu()
+        self.words = F.normalize(embeddings.detach()[self.vocab].float().cpu(), dim=-1)  # (K, H)
+        self.grounded = {w.lower(): int(i) for w, i in grounded.items()}
+        self.temperature = temperature
+
+    @classmethod
+    def for_model(cls, model) -> WordScorer:
+        """The scorer of a ``VideoLLM``: its LM's embeddings, the alignment vocabulary, the world's words."""
+        from videollm.train.align import align_vocab, word_id, world_words
+
+        embeddings = model.lm.get_input_embeddings().weight
+        vocab = align_vocab(model.tokenizer, embeddings.shape[0])
+        return cls(embeddings, vocab, {w: word_id(model.tokenizer, w) for w in world_words()})
+
+    def question_ids(self, question: str) -> list[int]:
+        """Token ids of the grounded words ``question`` contains, in order, without repeats."""
+        ids: list[int] = []
+        for word in re.findall(r"[a-z]+", question.lower()):
+            i = self.grounded.get(word)
+            if i is not None and i not in ids:
+                ids.append(i)
+        return ids
+
+    def bag_of_words(self, visuals: Sequence[Tensor]) -> Tensor:
+        """(S, K) log-probability of each vocabulary word under each scene's projected tokens (R_s, H)."""
+        rows = []
+        for v in visuals:
+            sims = F.normalize(v.detach().float().cpu(), dim=-1) @ self.words.T / self.temperature  # (R, K)
+            rows.append(torch.logsumexp(sims, dim=0))
+        return torch.log_softmax(torch.stack(rows), dim=-1)
+
+    def scores(self, visuals: Sequence[Tensor], ids: Sequence[int]) -> Tensor:
+        """(S,) summed log-probability of the word ids under each scene (zeros when ``ids`` is empty)."""
+        if not ids:
+            return torch.zeros(len(visuals))
+        cols = torch.searchsorted(self.vocab, torch.tensor(sorted(ids), dtype=torch.int64))
+        return self.bag_of_words(visuals)[:, cols].sum(-1)
+
+
+@dataclass
+class Recalled:
+    """What recall decided for one question.
+
+    Attributes:
+        scene: index of the segment whose readout the answer was read from.
+        how: "named" (the question names it), "words" (best word match), or "now" (the readout after the last scene).
+        candidates: the segments whose readouts were tried.
+    """
+
+    scene: int
+    how: str
+    candidates: tuple[int, ...]
+
+
+def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = None) -> Recalled:
+    """Which scene(s) to answer ``question`` from (see the module docstring)."""
+    n = state.num_segments
+    kept = state.scenes is not None and (state.memories is not None or not model.bridge.config.keeps_memories)
+    if n <= 1 or not model.config.recall or not kept:  # a state saved before scenes were kept cannot recall
+        return Recalled(n - 1, "now", (n - 1,))
+    named = scene_reference(question, state.segments)
+    if named is not None:
+        return Recalled(named, "named", (named,))
+    scorer = scorer or model.word_scorer()
+    ids = scorer.question_ids(question)
+    if not ids:
+        return Recalled(n - 1, "now", (n - 1,))
+    visuals = [model.project_state(state, at=k) for k in range(n)]
+    best = int(scorer.scores(visuals, ids).argmax())
+    return Recalled(best, "words", (best, best + 1) if best + 1 < n else (best,))
+
+
+def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[str, str]] = (),
+           max_new_tokens: int = 64, **generate_kwargs) -> tuple[Iterator[str], Recalled]:
+    """Answer ``question`` about a watched video from the scene it is about.
+
+    Args:
+        model: a ``VideoLLM``.
+        state: the video's bridge state.
+        question: the new user message.
+        history: earlier turns (see ``VideoLLM.chat``).
+        max_new_tokens: generation bound.
+        **generate_kwargs: ``temperature``, ``top_p``, ``seed``, ``stop``.
+
+    Returns:
+        (iterator of answer pieces, the recall decision). With one candidate scene the answer streams token by
+        token; with two, both are generated and the one with the higher mean log-likelihood is returned whole.
+    """
+    decision = plan(model, state, question)
+    if len(decision.candidates) == 1:
+        visual = model.project_state(state, at=decision.scene)
+        return model.chat(visual, list(history), question, max_new_tokens=max_new_tokens, **generate_kwargs), decision
+    tried = []
+    for k in decision.candidates:
+        visual = model.project_state(state, at=k)
+        text = "".join(model.chat(visual, list(history), question, max_new_tokens=max_new_tokens, **generate_kwargs))
+        score = float(model.score(visual, question, [text])[0]) if text.strip() else float("-inf")
+        tried.append((score, -len(tried), k, text))  # ties: the earlier candidate
+    _, _, scene, best = max(tried)
+    decision = Recalled(scene, decision.how, decision.candidates)
+    return iter([best] if best else []), decision
+
+
+__all__ = ["Recalled", "WordScorer", "answer", "plan", "scene_reference"]
