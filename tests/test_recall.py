@@ -99,10 +99,12 @@ def test_named_scene_is_answered_from_its_own_readout(model: VideoLLM) -> None:
 def test_word_match_tries_that_scene_and_the_next_and_keeps_the_surer_answer(model: VideoLLM,
                                                                              monkeypatch) -> None:
     state = watched(model)
-    question = "what colour is the circle?"
-    decision = plan(model, state, question, scorer=FixedScorer(1))
-    assert (decision.how, decision.candidates) == ("words", (1, 2))
+    question = "what appeared right after the circle?"
+    assert plan(model, state, question, scorer=FixedScorer(1)).candidates == (1, 2)
     assert plan(model, state, question, scorer=FixedScorer(3)).candidates == (3,)  # no scene after the last
+    assert plan(model, state, "what appeared right before the circle?", scorer=FixedScorer(1)).candidates == (1, 0)
+    decision = plan(model, state, "what colour is the circle?", scorer=FixedScorer(2))
+    assert (decision.scene, decision.how, decision.candidates) == (2, "words", (2,))
 
     # the answer the LM is surer of wins: make the LM's likelihood prefer one scene's readout, then the other
     readouts = {k: model.project_state(state, at=k) for k in (1, 2)}
@@ -134,3 +136,12 @@ def test_without_recall_or_grounded_words_the_last_readout_answers(model: VideoL
     assert (decision.scene, decision.how) == (3, "now")
     # a one-scene video has nothing to choose from
     assert plan(model, watched(model, 1), "what colour is the circle in the first scene?").how == "now"
+
+
+def test_states_keep_scenes_only_when_recall_is_on(model: VideoLLM) -> None:
+    from videollm.config import ModelConfig
+
+    assert model.bridge.init_state().scenes is not None
+    assert model.bridge.init_state(keep_scenes=False).scenes is None
+    assert ModelConfig.preset("videollamb-7b").recall is False  # 4.7 MB a scene at the published sizes: opt in
+    assert ModelConfig.preset("embedded").recall is True

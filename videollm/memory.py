@@ -140,7 +140,7 @@ def scan(model, video: str | os.PathLike, progress: bool = False,
     enc = encoded if encoded is not None else encode_video(model, video, progress)
     times, indices = enc.times, enc.indices
     ends, segments = model.split(enc.cls, enc.tokens)
-    state = model.bridge.init_state()
+    state = model.bridge.init_state(keep_scenes=model.config.recall)
     state.extra.update(video=str(video), duration=enc.duration, fps=model.config.segmentation.fps)
     start, first = 0.0, 0
     for k, (end, segment) in enumerate(zip(ends, segments)):
@@ -198,7 +198,7 @@ def watch(model, batches: Iterable[FrameBatch], state: BridgeState | None = None
     if segmenter is None and not uniform:
         segmenter = scenetiling.StreamingSceneTiler(alpha=seg_cfg.alpha, lag=lag, min_len=seg_cfg.min_len)
     max_frames = max(2, int(round(max_scene_seconds * seg_cfg.fps)))
-    state = state if state is not None else model.bridge.init_state()
+    state = state if state is not None else model.bridge.init_state(keep_scenes=model.config.recall)
     # The current (unclosed) scene. Stream positions are consecutive, so position p sits at p - buf_first.
     buf_first = 0
     buf_idx: list[int] = []

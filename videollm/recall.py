@@ -11,9 +11,9 @@ rebuilt (``MemoryBridge.readout(state, at=k)``) at no vision cost. Recall picks 
    are scored against the LM's embeddings of a fixed vocabulary, pooled over tokens (log-sum-exp, as the
    word-alignment training loss does, ``videollm.train.align``), and normalised over that vocabulary; a scene's
    score is the summed log-probability of the question's words among the words the bridge was aligned to
-   (``align.world_words``). The answer is generated from that scene and from the next one (where the LLM sees it
-   one scene back, as in training clips that end a scene later: "what appeared right after ..."), and the answer
-   the LLM is more sure of (mean token log-likelihood) wins.
+   (``align.world_words``). A question about what came after (before) something is answered from that scene and
+   from the next (previous) one, which may show the answer, and the answer the LLM is surer of (mean token
+   log-likelihood) wins; any other question from that scene alone.
 3. **Nothing to go on** (no scene named, no grounded word): the readout now, as without recall.
 """
 
@@ -80,6 +80,21 @@ def scene_reference(question: str, segments: Sequence[SegmentRecord]) -> int | N
     if first != last:
         return 0 if first else n - 1
     return None
+
+
+_AFTER = re.compile(r"\b(?:after|next|following|then)\b")
+_BEFORE = re.compile(r"\b(?:before|previous|preceding|prior)\b")
+
+
+def neighbours(question: str) -> tuple[int, ...]:
+    """Offsets of the scenes to try around the best word match: a question about what came after (before) something
+    may be answered by the scene after (before) the one that shows it, so both are tried; otherwise only that one."""
+    q = question.lower()
+    if _AFTER.search(q):
+        return (0, 1)
+    if _BEFORE.search(q):
+        return (0, -1)
+    return (0,)
 
 
 class WordScorer:
@@ -149,7 +164,7 @@ class Recalled:
 
 
 def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = None) -> Recalled:
-    """Which scene(s) to answer ``question`` from (see the module docstring)."""
+    """Which scene(s) to answer ``question`` from (see the module docstring and ``neighbours``)."""
     n = state.num_segments
     kept = state.scenes is not None and (state.memories is not None or not model.bridge.config.keeps_memories)
     if n <= 1 or not model.config.recall or not kept:  # a state saved before scenes were kept cannot recall
@@ -163,7 +178,7 @@ def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = N
         return Recalled(n - 1, "now", (n - 1,))
     visuals = [model.project_state(state, at=k) for k in range(n)]
     best = int(scorer.scores(visuals, ids).argmax())
-    return Recalled(best, "words", (best, best + 1) if best + 1 < n else (best,))
+    return Recalled(best, "words", tuple(best + d for d in neighbours(question) if 0 <= best + d < n))
 
 
 def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[str, str]] = (),

@@ -225,8 +225,14 @@ class MemoryBridge(nn.Module):
 
     # ------------------------------------------------------------------ streaming path
 
-    def init_state(self) -> BridgeState:
-        """A fresh streaming state: initial memory, empty cache and segment table."""
+    def init_state(self, keep_scenes: bool = True) -> BridgeState:
+        """A fresh streaming state: initial memory, empty cache and segment table.
+
+        Args:
+            keep_scenes: keep every segment's output tokens (readouts with the last segment; what recall needs,
+                ``max_frames_per_segment * pool**2 * width`` floats a segment: 98 KB with the embedded default,
+                4.7 MB with the published sizes) so ``readout(state, at=k)`` works for earlier segments.
+        """
         c = self.config
         p = self.initial_memory
         return BridgeState(
@@ -235,7 +241,7 @@ class MemoryBridge(nn.Module):
             cache=RowBuffer((c.memory_tokens, c.width), p.dtype, p.device),
             memories=RowBuffer((c.memory_tokens, c.width), p.dtype, p.device) if c.keeps_memories else None,
             scenes=(RowBuffer((c.max_frames_per_segment * c.tokens_per_frame, c.width), p.dtype, p.device)
-                    if c.readout_uses_last_segment else None),
+                    if c.readout_uses_last_segment and keep_scenes else None),
         )
 
     @torch.no_grad()

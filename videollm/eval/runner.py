@@ -117,7 +117,7 @@ def watch(model, features: VideoFeatures) -> Watched:
     """Segment cached features (the model's segmentation rule) and step the bridge scene by scene."""
     times = features.times.numpy()
     ends, segments = model.split(features.cls, features.tokens)
-    state = model.bridge.init_state()
+    state = model.bridge.init_state(keep_scenes=model.config.recall)
     spans, visuals = [], []
     start = 0.0
     half = 0.5 / model.config.segmentation.fps
