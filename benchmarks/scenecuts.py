@@ -16,8 +16,8 @@ Datasets (each video has known cut times):
 * world / world-heldout: videos from the synthetic world generator (``videollm.world.generate``), normal and
   held-out split; ground truth is their JSON ``cut_times``; some boundaries are fades through black.
 
-Methods: ``find_scenes`` with the ``videollm scenes`` defaults (2 fps, alpha 0.5, max_cuts 15 = the published cap,
-scenes at least 1 s = 2 sampled frames long), once per per-frame feature (``videollm.scenes.SCENE_FEATURES``):
+Methods: ``find_scenes`` at 2 fps, alpha 0.5, max_cuts 15 (the published cap; ``videollm scenes`` now defaults to
+no cap, the "(no cap)" rows), scenes at least 1 s = 2 sampled frames long, once per per-frame feature (``videollm.scenes.SCENE_FEATURES``):
 "histogram" (the command's default: square-rooted HSV colour histogram, no network), "fast" (DINOv2 mean patch token
 after block 4 at 112 px) and "published" (penultimate-layer CLS at 224 px). The same features are re-segmented with
 no cut cap ("(no cap)") and with the published rule exactly ("(published rule)": no minimum length). Then

@@ -92,7 +92,7 @@ def test_table_output_fps_and_max_cuts(capsys: pytest.CaptureFixture[str], truth
 
 
 def test_max_cuts_none_and_min_len(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """20 flat colour scenes of 2 s: the published cap keeps 15 cuts, --max-cuts none all 19; a 1-frame flash in
+    """20 flat colour scenes of 2 s: the published cap keeps 15 cuts, the embedded default (no cap) all 19; a 1-frame flash in
     the middle of a scene becomes a scene of its own (cut on both sides) only with --min-len 1."""
     from videollm.world import write_frames
 
@@ -112,7 +112,7 @@ def test_max_cuts_none_and_min_len(tmp_path: Path, capsys: pytest.CaptureFixture
         return [s["start"] for s in json.loads(captured.out)["scenes"][1:]]
 
     truth = [2.0 * k - 0.25 for k in range(1, 20)]  # half-way between the samples either side of each change
-    capped, uncapped, flashes = cuts(), cuts("--max-cuts", "none"), cuts("--max-cuts", "none", "--min-len", "1")
+    capped, uncapped, flashes = cuts("--max-cuts", "15"), cuts(), cuts("--max-cuts", "none", "--min-len", "1")
     # The capped run says what the cap dropped (on stderr; stdout stays one JSON object); the others say nothing.
     assert f"{len(uncapped)} cuts passed the threshold; kept the 15 deepest (--max-cuts none keeps all)" in errors[0]
     assert not any("passed the threshold" in e for e in errors[1:])

@@ -158,7 +158,7 @@ def test_histogram_reads_a_bounded_pixel_grid() -> None:
 def test_default_histogram_features_cut_the_sample_at_its_true_cuts() -> None:
     truth = json.loads(SAMPLE.with_suffix(".json").read_text())["cut_times"]
     result = find_scenes(str(SAMPLE), VisionConfig(), SegmentationConfig(fps=2.0, min_len=2))
-    assert result.features.shape[1] == 8 * 4 * 4
+    assert result.features.shape[1] == 8 * 4 * 8
     cuts = [start for start, _ in result.scenes[1:]]
     assert len(cuts) == len(truth)
     assert all(abs(c - t) <= 1.0 for c, t in zip(sorted(cuts), sorted(truth), strict=True)), (cuts, truth)

@@ -3,7 +3,7 @@
 Data flow and shapes (DESIGN.md §1)::
 
     frames (N, H, W, 3) uint8 ──vision──► cls (N, Dv), patches (N, gh, gw, Dv)
-                              (or ──colour histogram──► cls (N, 128) when segmentation.feature is "histogram")
+                              (or ──colour histogram──► cls (N, 256) when segmentation.feature is "histogram")
     patches ──pool──► tokens (N, P*P, Dv) ──segmentation(cls)──► segments [(L_k, P*P, Dv)]
     segments ──bridge──► readout (R, W) ──projector──► visual (R, H) ──placeholders──► LM
 
@@ -182,7 +182,7 @@ class VideoLLM(nn.Module):
 
         Returns:
             The per-frame features segmentation runs on, (N, Ds) float32: the penultimate-layer CLS (Ds = Dv), or
-            with ``segmentation.feature == "histogram"`` the frames' colour histograms (Ds = 128); and the pooled
+            with ``segmentation.feature == "histogram"`` the frames' colour histograms (Ds = 256); and the pooled
             patch tokens (N, P*P, Dv) float32 for the bridge.
         """
         if self.vision is None:

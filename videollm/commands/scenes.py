@@ -28,8 +28,8 @@ def register(sub) -> None:
     p.add_argument("--alpha", type=finite_float, default=None,
                    help="cut where depth > mean + alpha*std (default 0.5)")
     p.add_argument("--max-cuts", type=cut_cap, default=None,
-                   help="keep at most this many deepest cuts (default 15, as published; 'none' for no limit, "
-                        "better for long videos)")
+                   help="keep at most this many deepest cuts (15 is the published cap; default: the model's, "
+                        "'none' for the embedded model, as long videos need)")
     p.add_argument("--top-k", type=non_negative_int, default=None, help="keep exactly the k deepest cuts instead")
     p.add_argument("--min-len", type=positive_int, default=None,
                    help=f"minimum scene length in sampled frames (default: {MIN_SCENE_S:g} s worth, i.e. 2 at 2 fps; "

@@ -56,6 +56,10 @@ def namespace(model_config, sampling: str, scene_feature: bool = True) -> str:
     # Only a non-default feature is named, so CLS caches written before the option keep their folder names.
     if scene_feature and model_config.segmentation.feature != "cls":
         facts["scene_feature"] = model_config.segmentation.feature
+        if model_config.segmentation.feature == "histogram":
+            from scenetiling.histogram import DEFAULT_BINS
+
+            facts["scene_feature"] += "-{}x{}x{}".format(*DEFAULT_BINS)
     blob = json.dumps(facts, sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 
