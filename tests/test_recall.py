@@ -4,6 +4,7 @@ and that the answer is generated from that scene's readout."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,3 +146,34 @@ def test_states_keep_scenes_only_when_recall_is_on(model: VideoLLM) -> None:
     assert model.bridge.init_state(keep_scenes=False).scenes is None
     assert ModelConfig.preset("videollamb-7b").recall is False  # 4.7 MB a scene at the published sizes: opt in
     assert ModelConfig.preset("embedded").recall is True
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "embedded"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "world" / "video" / "video_000000.mp4"
+
+
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped checkpoint")
+def test_shipped_model_recalls_the_scene_a_question_is_about() -> None:
+    """The shipped checkpoint's scene tokens point at the words of their own objects: on a shipped 4-scene sample,
+    each attribute question about a named object is planned onto the scene that shows it."""
+    import json
+
+    from videollm.eval.metrics import overlap_assign
+    from videollm.memory import build_memory
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = VideoLLM.from_pretrained(SHIPPED).eval()
+        state = build_memory(model, SAMPLE)
+    finally:
+        torch.set_num_threads(threads)
+    truth = json.loads(SAMPLE.with_suffix(".json").read_text())
+    spans = [(s.start_time, s.end_time) for s in state.segments]
+    scene_of = overlap_assign(spans, [(s["start_time"], s["end_time"]) for s in truth["scenes"]])
+    assert scene_of == list(range(len(truth["scenes"])))  # SceneTiling found the true scenes
+    questions = [qa for qa in truth["qa"] if qa["type"] == "attribute" and "scene" not in qa["question"]]
+    hits = [scene_of[plan(model, state, qa["question"]).scene] == qa["scene"] for qa in questions]
+    assert len(hits) >= 10 and sum(hits) >= 0.8 * len(hits), hits
+    named = plan(model, state, "how many objects are in the third scene?")
+    assert (named.scene, named.how) == (2, "named")
