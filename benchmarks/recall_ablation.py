@@ -37,7 +37,8 @@ def main() -> None:
     variants = ["full", *[v for v in args.variants.split(",") if v]]
     unknown = [v for v in variants if v not in ABLATIONS]
     if unknown:
-        raise SystemExit(f"recall_ablation: unknown variant(s) {', '.join(unknown)}; choose from {', '.join(ABLATIONS)}")
+        raise SystemExit(f"recall_ablation: unknown variant(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(ABLATIONS)}")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model = VideoLLM.from_pretrained(args.model or default_model_path()).eval()
     work, out = Path(args.work), Path(args.out)

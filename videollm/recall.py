@@ -35,7 +35,8 @@ _ORDINAL_WORDS = (
     "nineteenth", "twentieth",
 )
 _ORDINAL = "|".join(_ORDINAL_WORDS)
-_SCENE_ORDINAL = re.compile(rf"\b(?:(?P<word>{_ORDINAL}|last|final)|(?P<num>\d+)(?:st|nd|rd|th))\s+(?:scene|shot|segment)\b")
+_SCENE_ORDINAL = re.compile(
+    rf"\b(?:(?P<word>{_ORDINAL}|last|final)|(?P<num>\d+)(?:st|nd|rd|th))\s+(?:scene|shot|segment)\b")
 _SCENE_NUMBER = re.compile(r"\b(?:scene|shot|segment)\s+(?:number\s+)?#?(?P<num>\d+)\b")
 _CLOCK = re.compile(r"\b(?:at|around)\s+(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{2}(?:\.\d+)?)\b")
 _SECONDS = re.compile(r"\b(?:at|around)\s+(?P<s>\d+(?:\.\d+)?)\s*(?:s|sec|secs|second|seconds)\b")
@@ -212,4 +213,4 @@ def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[s
     return iter([best] if best else []), decision
 
 
-__all__ = ["Recalled", "WordScorer", "answer", "plan", "scene_reference"]
+__all__ = ["Recalled", "WordScorer", "answer", "neighbours", "plan", "scene_reference"]
