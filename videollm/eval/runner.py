@@ -42,7 +42,8 @@ SCENE_SECONDS = (2.0, 6.0)
 CAPTION_TOKENS = 48
 ANSWER_TOKENS = 8
 ABLATIONS: tuple[str, ...] = ("full", "no_recall", "no_memory", "no_retrieval", "uniform_segments",
-                              "readout=all_memories", "readout=memory", "readout=all_memories_last_segment", "readout=memory_last_segment")
+                              "readout=all_memories", "readout=memory", "readout=all_memories_last_segment",
+                              "readout=memory_last_segment")
 
 
 @dataclass
