@@ -120,6 +120,10 @@ def test_ask_and_chat_from_saved_memory_never_touch_the_video(model, loads, worl
     monkeypatch.setattr("videollm.io.open_source", no_decoding)
     assert main(["ask", str(memory), "What is in the video?", *TINY]) == 0
     assert loads == [False]  # no vision tower at all
+    assert "answered from the last scene: scene 3 of 3 (" in capsys.readouterr().err
+    # the saved memory kept every scene: a question naming one is answered from it, and stderr says which
+    assert main(["ask", str(memory), "What is in the second scene?", *TINY]) == 0
+    assert "answered from the scene it names: scene 2 of 3 (" in capsys.readouterr().err
 
     histories, answers = [], []
     real_ask = captioning.ask
@@ -135,7 +139,7 @@ def test_ask_and_chat_from_saved_memory_never_touch_the_video(model, loads, worl
     monkeypatch.setattr(sys, "stdin", io.StringIO("first question\n\nsecond question\n/exit\nnever asked\n"))
     capsys.readouterr()
     assert main(["chat", str(memory), *TINY]) == 0
-    assert loads == [False, False]
+    assert loads == [False, False, False]
     assert len(histories) == 2 and histories[0] == []
     assert [m["role"] for m in histories[1]] == ["user", "assistant"]
     assert histories[1][0]["content"] == "first question"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -254,7 +254,8 @@ def summarize(model, state: BridgeState, prompt: str = SUMMARY, max_new_tokens: 
 
 
 def ask(model, state: BridgeState, question: str, history: Sequence[Mapping[str, str]] = (),
-        max_new_tokens: int = ANSWER_TOKENS, **generate_kwargs: Any) -> Iterator[str]:
+        max_new_tokens: int = ANSWER_TOKENS, on_recall: Callable[[Any], None] | None = None,
+        **generate_kwargs: Any) -> Iterator[str]:
     """Answer a question about a watched video, streamed token by token (multi-turn), from the scene the question is
     about when the model's config has ``recall`` on (``videollm.recall``; the readout after the last scene otherwise).
 
@@ -265,6 +266,7 @@ def ask(model, state: BridgeState, question: str, history: Sequence[Mapping[str,
         history: earlier turns as ``{"role": "user"|"assistant", "content": str}`` messages, oldest first; the
             video is attached to the first user message.
         max_new_tokens: generation bound.
+        on_recall: called with the ``videollm.recall.Recalled`` decision (which scene answers) before the answer.
         **generate_kwargs: ``temperature``, ``top_p``, ``seed``, ``stop`` (see ``VideoLLM.chat``).
 
     Returns:
@@ -277,7 +279,9 @@ def ask(model, state: BridgeState, question: str, history: Sequence[Mapping[str,
             raise UsageError("history messages must be {'role': 'user'|'assistant', 'content': str}")
     from videollm.recall import answer
 
-    pieces, _ = answer(model, state, question, list(history), max_new_tokens=max_new_tokens, **generate_kwargs)
+    pieces, decision = answer(model, state, question, list(history), max_new_tokens=max_new_tokens, **generate_kwargs)
+    if on_recall is not None:
+        on_recall(decision)
     return pieces
 
 

@@ -40,9 +40,16 @@ def stream_answer(model, state, question: str, history, args: argparse.Namespace
     """Print the answer piece by piece as it is generated; returns the whole answer."""
     from videollm.captioning import ask as ask_stream
 
+    def note(decision) -> None:
+        seg = state.segments[decision.scene]
+        where = {"named": "the scene it names", "words": "the scene its words match",
+                 "now": "the last scene"}[decision.how]
+        print(f"videollm: answered from {where}: scene {decision.scene + 1} of {state.num_segments} "
+              f"({seg.start_time:.1f}-{seg.end_time:.1f} s)", file=sys.stderr, flush=True)
+
     pieces = []
     for piece in ask_stream(model, state, question, history, max_new_tokens=args.max_new_tokens,
-                            temperature=args.temperature):
+                            temperature=args.temperature, on_recall=note):
         pieces.append(piece)
         sys.stdout.write(piece)
         sys.stdout.flush()
