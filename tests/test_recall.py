@@ -21,9 +21,10 @@ def table(n: int, seconds: float = 2.0) -> list[SegmentRecord]:
 @pytest.mark.parametrize(("question", "n", "expected"), [
     ("what colour is the circle in the third scene?", 5, 2),
     ("How many objects are in the 21st scene?", 30, 20),
-    ("how many objects are in the 21st scene?", 5, None),  # past the end: not a reference to trust
+    ("how many objects are in the 21st scene?", 5, 4),  # past the end (missed cuts): the last segment
     ("what happens in scene 4?", 5, 3),
-    ("what happens in scene #12?", 5, None),
+    ("what happens in scene #12?", 5, 4),
+    ("what happens in scene 0?", 5, None),
     ("describe the last scene", 5, 4),
     ("what is shown at 0:05?", 5, 2),
     ("what is shown at 1:00:01?", 5, None),

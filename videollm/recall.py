@@ -52,8 +52,9 @@ def scene_reference(question: str, segments: Sequence[SegmentRecord]) -> int | N
         segments: the state's segment table (times in seconds).
 
     Returns:
-        A segment index in ``[0, len(segments))``; None when the question names no scene, names one past the end,
-        or there are no segments.
+        A segment index in ``[0, len(segments))``, or None when the question names no scene or there are no
+        segments. A scene number past the end gives the last segment: when SceneTiling misses a cut (two similar
+        scenes in a row) the video has fewer segments than scenes, and "the 64th scene" of 64 is then the last.
     """
     n = len(segments)
     if n == 0:
@@ -63,10 +64,10 @@ def scene_reference(question: str, segments: Sequence[SegmentRecord]) -> int | N
         if m["word"] in ("last", "final"):
             return n - 1
         k = _ORDINAL_WORDS.index(m["word"]) + 1 if m["word"] else int(m["num"])
-        return k - 1 if 1 <= k <= n else None
+        return min(k, n) - 1 if k >= 1 else None
     if m := _SCENE_NUMBER.search(q):
         k = int(m["num"])
-        return k - 1 if 1 <= k <= n else None
+        return min(k, n) - 1 if k >= 1 else None
     seconds = None
     if m := _CLOCK.search(q):
         seconds = int(m["h"] or 0) * 3600 + int(m["m"]) * 60 + float(m["s"])
