@@ -118,8 +118,27 @@ def _loading_chat(history: list[dict[str, str]], question: str) -> list[dict[str
 
 
 def _display(history: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [{"role": m["role"], "content": _answer_text(m["content"]) if m["role"] == "assistant" else m["content"]}
+    return [{"role": m["role"], "content": _shown_answer(m) if m["role"] == "assistant" else m["content"]}
             for m in history]
+
+
+def _shown_answer(message: dict[str, str]) -> str:
+    # An answer recalled from one scene of a video says which (the "source" key; the model never sees it).
+    text = _answer_text(message["content"])
+    return f"{text}\n\n*{message['source']}*" if message.get("source") else text
+
+
+def _for_model(history: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{"role": m["role"], "content": m["content"]} for m in history]
+
+
+def _source(state: Any, decisions: list[Any]) -> str:
+    """ "answered from scene 2 of 4 (4.5–8.5 s)" for a video of several scenes; "" otherwise."""
+    if not decisions or state.num_segments < 2:
+        return ""
+    k = decisions[0].scene
+    seg = state.segments[k]
+    return f"answered from scene {k + 1} of {state.num_segments} ({seg.start_time:.1f}–{seg.end_time:.1f} s)"
 
 
 def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str = "", samples: Samples | None = None,
@@ -158,11 +177,14 @@ def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str =
         history = [*session.history, {"role": "user", "content": question}]
         answer = ""
         yield "", _display([*history, {"role": "assistant", "content": "…"}]), session
-        for piece in captioning.ask(loader.get(), session.state, question, history=session.history,
-                                    max_new_tokens=max_tokens):
+        decisions: list[Any] = []
+        pieces = captioning.ask(loader.get(), session.state, question, history=_for_model(session.history),
+                                max_new_tokens=max_tokens, on_recall=decisions.append)
+        turn = {"role": "assistant", "content": "", "source": _source(session.state, decisions)}
+        for piece in pieces:
             answer += piece
-            yield "", _display([*history, {"role": "assistant", "content": answer or "…"}]), session
-        session = replace(session, history=[*history, {"role": "assistant", "content": answer}])
+            yield "", _display([*history, {**turn, "content": answer or "…"}]), session
+        session = replace(session, history=[*history, {**turn, "content": answer}])
         yield "", _display(session.history), session
 
     model_line = f"**Loaded now:** `{model_name}`" if model_name else ""

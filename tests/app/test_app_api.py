@@ -53,6 +53,10 @@ def test_watch_then_chat_reuses_the_memory(client, app_server) -> None:
     assert [r for r, _ in turns] == ["user", "assistant", "user", "assistant"]
     assert turns[0][1] == "What appeared first?" and turns[2][1] == "And then?"
     assert all(text for _, text in turns)
+    # each answer says which scene it was recalled from; "first" names the first scene
+    scenes = len(gallery)
+    assert f"\n\n*answered from scene 1 of {scenes} (0.0–" in turns[1][1] and turns[1][1].endswith(" s)*")
+    assert f"of {scenes} (" in turns[3][1]
     chat = client.predict(api_name="/summarize")
     assert len(chat) == 6 and _texts(chat)[4] == ("user", "Summarize the video.")
     assert app_server.vision_calls[0] == encoded, "follow-up questions must not re-encode the video"

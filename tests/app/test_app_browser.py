@@ -77,6 +77,7 @@ def test_video_chat_in_the_browser(page, app_server, shots: Path, corrupt_video:
     chat.locator(".bot").last.wait_for()
     page.wait_for_function("() => !document.querySelector('#vl-chat .pending')")
     assert chat.locator(".bot").last.inner_text().strip()
+    chat.locator(".bot em").get_by_text("answered from scene 1 of", exact=False).wait_for()  # the recalled scene
     page.screenshot(path=str(shots / "03-chat.png"), full_page=True)
 
     page.reload()
