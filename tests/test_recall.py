@@ -136,6 +136,10 @@ def test_without_recall_or_grounded_words_the_last_readout_answers(model: VideoL
     # "how many scenes are there" names no scene and has no world word
     decision = plan(model, state, "how many scenes are there?")
     assert (decision.scene, decision.how) == (3, "now")
+    # a memory saved before scenes were kept answers as before, after the last scene
+    old = watched(model)
+    old.scenes = None
+    assert plan(model, old, "what colour is the circle in the first scene?").how == "now"
     # a one-scene video has nothing to choose from
     assert plan(model, watched(model, 1), "what colour is the circle in the first scene?").how == "now"
 
