@@ -146,3 +146,18 @@ def video_factory() -> Callable[..., Path]:
 def frame_index_reader() -> Callable[[np.ndarray], np.ndarray]:
     """The ``frame_indices_of`` function (see its docstring)."""
     return frame_indices_of
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The ``tiny`` preset (random LM, untrained bridge), seeded, once per test module, run on one thread: these
+    models are tiny, and extra threads only contend on a busy 2-core machine. Modules may define their own."""
+    import torch
+
+    from videollm.model import VideoLLM
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield VideoLLM.from_pretrained("tiny").eval()
+    torch.set_num_threads(threads)

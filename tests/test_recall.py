@@ -3,7 +3,6 @@ and that the answer is generated from that scene's readout."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,15 +49,6 @@ def test_word_scorer_prefers_the_scene_showing_the_words() -> None:
     assert torch.equal(scorer.scores(scenes, []), torch.zeros(3))
     logp = scorer.bag_of_words(scenes)
     torch.testing.assert_close(logp.exp().sum(-1), torch.ones(3))
-
-
-@pytest.fixture(scope="module")
-def model() -> Iterator[VideoLLM]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield VideoLLM.from_pretrained("tiny").eval()
-    torch.set_num_threads(threads)
 
 
 def watched(model: VideoLLM, n: int = 4):

@@ -10,11 +10,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from videollm import captioning
 from videollm.cli import main
@@ -24,16 +22,6 @@ from videollm.model import VideoLLM
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "tiny", "--max-new-tokens", "2"]
-
-
-@pytest.fixture(scope="module")
-def model() -> Iterator[VideoLLM]:
-    # One thread: these models are tiny, and extra threads only contend on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield VideoLLM.from_pretrained("tiny").eval()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
