@@ -61,6 +61,26 @@ def watched(model: VideoLLM, n: int = 4):
     return state
 
 
+def test_state_scores_score_the_recalled_readouts_and_project_each_scene_once(model: VideoLLM, monkeypatch) -> None:
+    scorer = WordScorer.for_model(model)
+    state = watched(model, 3)
+    ids = sorted(set(scorer.grounded.values()))[:2]
+    visuals = [model.project_state(state, at=k) for k in range(3)]
+    torch.testing.assert_close(scorer.state_scores(model, state, ids), scorer.scores(visuals, ids))
+    calls: list[int | None] = []
+    real = model.project_state
+    monkeypatch.setattr(model, "project_state", lambda st, at=None: calls.append(at) or real(st, at=at))
+    scorer.state_scores(model, state, ids)
+    assert calls == []  # a follow-up question reuses every scene's row
+    cfg = model.bridge.config
+    model.bridge.step(torch.randn(2, cfg.tokens_per_frame, cfg.vision_dim), state, start_time=8.0, end_time=10.0)
+    grown = scorer.state_scores(model, state, ids)
+    assert calls == [3] and grown.shape == (4,)  # the stream grew: only the new scene is projected
+    calls.clear()
+    scorer.state_scores(model, watched(model, 2), ids)
+    assert calls == [0, 1]  # another video starts afresh
+
+
 class FixedScorer(WordScorer):
     """Every question has grounded word 0; scene ``best`` explains it best."""
 
@@ -70,8 +90,8 @@ class FixedScorer(WordScorer):
     def question_ids(self, question: str) -> list[int]:
         return [0]
 
-    def scores(self, visuals, ids) -> torch.Tensor:
-        return torch.nn.functional.one_hot(torch.tensor(self.best), len(visuals)).float()
+    def state_scores(self, model, state, ids) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.tensor(self.best), state.num_segments).float()
 
 
 def text(model: VideoLLM, state, k: int, question: str, **kwargs) -> str:

@@ -20,6 +20,8 @@ rebuilt (``MemoryBridge.readout(state, at=k)``) at no vision cost. Recall picks 
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -115,6 +117,9 @@ class WordScorer:
         self.words = F.normalize(embeddings.detach()[self.vocab].float().cpu(), dim=-1)  # (K, H)
         self.grounded = {w.lower(): int(i) for w, i in grounded.items()}
         self.temperature = temperature
+        self._lock = threading.Lock()  # the app may answer several visitors at once
+        self._held: weakref.ref | None = None  # the state whose scene rows are kept (see ``state_scores``)
+        self._rows: list[Tensor] = []
 
     @classmethod
     def for_model(cls, model) -> WordScorer:
@@ -146,8 +151,28 @@ class WordScorer:
         """(S,) summed log-probability of the word ids under each scene (zeros when ``ids`` is empty)."""
         if not ids:
             return torch.zeros(len(visuals))
+        return self._sum(self.bag_of_words(visuals), ids)
+
+    def state_scores(self, model, state: BridgeState, ids: Sequence[int]) -> Tensor:
+        """``scores`` of every scene of a bridge state (``model.project_state(state, at=k)``).
+
+        A scene's bag of words never changes once the scene is in the state (states only grow), so the rows of the
+        latest state are kept: follow-up questions about the same video, or the same stream grown by new scenes,
+        project and score only the scenes not seen yet.
+        """
+        if not ids:
+            return torch.zeros(state.num_segments)
+        with self._lock:
+            if self._held is None or self._held() is not state:
+                self._held, self._rows = weakref.ref(state), []
+            for k in range(len(self._rows), state.num_segments):
+                self._rows.append(self.bag_of_words([model.project_state(state, at=k)])[0])
+            rows = torch.stack(self._rows)
+        return self._sum(rows, ids)
+
+    def _sum(self, logp: Tensor, ids: Sequence[int]) -> Tensor:
         cols = torch.searchsorted(self.vocab, torch.tensor(sorted(ids), dtype=torch.int64))
-        return self.bag_of_words(visuals)[:, cols].sum(-1)
+        return logp[:, cols].sum(-1)
 
 
 @dataclass
@@ -178,8 +203,7 @@ def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = N
     ids = scorer.question_ids(question)
     if not ids:
         return Recalled(n - 1, "now", (n - 1,))
-    visuals = [model.project_state(state, at=k) for k in range(n)]
-    best = int(scorer.scores(visuals, ids).argmax())
+    best = int(scorer.state_scores(model, state, ids).argmax())
     return Recalled(best, "words", tuple(best + d for d in neighbours(question) if 0 <= best + d < n))
 
 
