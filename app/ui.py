@@ -136,9 +136,7 @@ def _source(state: Any, decisions: list[Any]) -> str:
     """ "answered from scene 2 of 4 (4.5–8.5 s)" for a video of several scenes; "" otherwise."""
     if not decisions or state.num_segments < 2:
         return ""
-    k = decisions[0].scene
-    seg = state.segments[k]
-    return f"answered from scene {k + 1} of {state.num_segments} ({seg.start_time:.1f}–{seg.end_time:.1f} s)"
+    return f"answered from {decisions[0].where(state)}"
 
 
 def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str = "", samples: Samples | None = None,

@@ -189,6 +189,11 @@ class Recalled:
     how: str
     candidates: tuple[int, ...]
 
+    def where(self, state: BridgeState) -> str:
+        """ "scene 2 of 4 (4.5–8.5 s)": the scene answered from, in the state's segment table."""
+        seg = state.segments[self.scene]
+        return f"scene {self.scene + 1} of {state.num_segments} ({seg.start_time:.1f}–{seg.end_time:.1f} s)"
+
 
 def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = None) -> Recalled:
     """Which scene(s) to answer ``question`` from (see the module docstring and ``neighbours``)."""

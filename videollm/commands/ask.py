@@ -41,11 +41,8 @@ def stream_answer(model, state, question: str, history, args: argparse.Namespace
     from videollm.captioning import ask as ask_stream
 
     def note(decision) -> None:
-        seg = state.segments[decision.scene]
-        where = {"named": "the scene it names", "words": "the scene its words match",
-                 "now": "the last scene"}[decision.how]
-        print(f"videollm: answered from {where}: scene {decision.scene + 1} of {state.num_segments} "
-              f"({seg.start_time:.1f}-{seg.end_time:.1f} s)", file=sys.stderr, flush=True)
+        how = {"named": "the scene it names", "words": "the scene its words match", "now": "the last scene"}
+        print(f"videollm: answered from {how[decision.how]}: {decision.where(state)}", file=sys.stderr, flush=True)
 
     pieces = []
     for piece in ask_stream(model, state, question, history, max_new_tokens=args.max_new_tokens,
