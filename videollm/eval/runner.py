@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from videollm import prompts
+from videollm.bridge.state import BridgeState
 from videollm.eval.metrics import (
     ATTRIBUTES,
     answer_correct,
@@ -67,7 +68,7 @@ class Watched:
 
     spans: list[tuple[float, float]]
     visuals: list[Tensor]
-    state: object = None
+    state: BridgeState | None = None
 
 
 # ------------------------------------------------------------------------------------------------ videos
