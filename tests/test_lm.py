@@ -424,6 +424,24 @@ def test_generate_stream_equals_hf_greedy_generate(loaded) -> None:
     assert len(pieces) > 3 and not any("\ufffd" in p for p in pieces)
 
 
+def test_greedy_batch_equals_each_prompt_alone(loaded) -> None:
+    from videollm.lm.generation import generate_greedy_batch
+
+    model, tokenizer, processor = loaded
+    generator = torch.Generator().manual_seed(0)
+    trained = _prompt_embeds(model, processor)[0]  # answers ANSWER, then stops at EOS
+    prompts = [trained, torch.randn(3, HIDDEN, generator=generator), trained[4:],
+               torch.randn(trained.shape[0], HIDDEN, generator=generator)]
+    alone = ["".join(generate_stream(model, tokenizer, e, max_new_tokens=12)) for e in prompts]
+    longest = max(e.shape[0] for e in prompts)
+    batch = torch.stack([torch.nn.functional.pad(e, (0, 0, longest - e.shape[0], 0)) for e in prompts])
+    mask = torch.stack([torch.arange(longest) >= longest - e.shape[0] for e in prompts]).long()
+    assert generate_greedy_batch(model, tokenizer, batch, mask, max_new_tokens=12) == alone
+    assert alone[0] == ANSWER and len(set(alone)) >= 3  # some stop early at EOS, others run to the bound
+    with pytest.raises(UsageError, match="mask"):
+        generate_greedy_batch(model, tokenizer, batch, mask[:, 1:], max_new_tokens=4)
+
+
 def test_generate_stream_stops_before_stop_strings(loaded) -> None:
     model, tokenizer, processor = loaded
     embeds = _prompt_embeds(model, processor)

@@ -42,6 +42,9 @@ def test_word_scorer_prefers_the_scene_showing_the_words() -> None:
     embeddings = torch.eye(10, 16)  # word i is direction i
     scorer = WordScorer(embeddings, torch.arange(10), grounded={"red": 1, "star": 2, "Large": 3, "spins": 4})
     assert scorer.question_ids("is the LARGE red star red?") == [3, 1, 2]
+    moves = WordScorer(embeddings, torch.arange(10), grounded={"right": 5, "star": 2})
+    assert moves.question_ids("what appeared right after the star?") == [2]  # the adverb, not the motion
+    assert moves.question_ids("what appeared right before the star that moves right?") == [2, 5]
     scenes = [embeddings[[1, 2]] * 3.0, embeddings[[3, 4, 5]], embeddings[[6]]]  # scale must not matter (cosine)
     assert int(scorer.scores(scenes, [3]).argmax()) == 1
     assert int(scorer.scores(scenes, [1, 2]).argmax()) == 0
@@ -192,3 +195,13 @@ def test_shipped_model_recalls_the_scene_a_question_is_about() -> None:
     assert len(hits) >= 10 and sum(hits) >= 0.8 * len(hits), hits
     named = plan(model, state, "how many objects are in the third scene?")
     assert (named.scene, named.how) == (2, "named")
+
+
+def test_answer_many_equals_greedy_chat_one_by_one(model: VideoLLM) -> None:
+    """The prompt building around ``generate_greedy_batch`` (tested in test_lm) matches ``chat``'s."""
+    state = watched(model)
+    visuals = [model.project_state(state, at=k) for k in range(4)]
+    visuals[1] = visuals[1][:-3]  # prompts of different lengths: the batch is left padded
+    question = "Describe the scene."
+    alone = ["".join(model.chat(v, [], question, max_new_tokens=6)) for v in visuals]
+    assert model.answer_many(visuals, question, max_new_tokens=6, batch_size=3) == alone

@@ -86,6 +86,7 @@ def scene_reference(question: str, segments: Sequence[SegmentRecord]) -> int | N
     return None
 
 
+_ADVERB_RIGHT = re.compile(r"\bright\s+(after|before)\b")
 _AFTER = re.compile(r"\b(?:after|next|following|then)\b")
 _BEFORE = re.compile(r"\b(?:before|previous|preceding|prior)\b")
 
@@ -131,9 +132,13 @@ class WordScorer:
         return cls(embeddings, vocab, {w: word_id(model.tokenizer, w) for w in world_words()})
 
     def question_ids(self, question: str) -> list[int]:
-        """Token ids of the grounded words ``question`` contains, in order, without repeats."""
+        """Token ids of the grounded words ``question`` contains, in order, without repeats.
+
+        "right" in "right after" / "right before" is an adverb, not the motion "moves right": it is not counted (it
+        made the scorer prefer scenes with something moving right for every "what appeared right after X?").
+        """
         ids: list[int] = []
-        for word in re.findall(r"[a-z]+", question.lower()):
+        for word in re.findall(r"[a-z]+", _ADVERB_RIGHT.sub(r"\1", question.lower())):
             i = self.grounded.get(word)
             if i is not None and i not in ids:
                 ids.append(i)

@@ -241,6 +241,64 @@ def _generate(
         yield text
 
 
+@torch.no_grad()
+def generate_greedy_batch(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    inputs_embeds: torch.Tensor,
+    attention_mask: torch.Tensor,
+    max_new_tokens: int,
+    suppress_token_ids: Sequence[int] = (),
+    autocast_dtype: torch.dtype | None = None,
+) -> list[str]:
+    """Greedy answers to several prompts at once (one forward per new token for the whole batch).
+
+    The same text ``generate_stream`` gives each prompt alone with greedy decoding (up to float rounding of
+    batched matrix products), at a fraction of the time when the prompts are many: one forward serves them all.
+
+    Args:
+        model: causal LM.
+        tokenizer: its tokenizer.
+        inputs_embeds: (B, T, H) prompt embeddings, left padded.
+        attention_mask: (B, T); 0 marks left padding.
+        max_new_tokens: upper bound on generated tokens per prompt.
+        suppress_token_ids: ids never generated.
+        autocast_dtype: e.g. ``torch.bfloat16`` to run the forwards under autocast.
+
+    Returns:
+        B decoded answers (special tokens not rendered).
+    """
+    if inputs_embeds.dim() != 3 or attention_mask.shape != inputs_embeds.shape[:2]:
+        raise UsageError(f"generate_greedy_batch takes (B, T, H) embeddings and a (B, T) mask; got "
+                         f"{tuple(inputs_embeds.shape)} and {tuple(attention_mask.shape)}")
+    device = inputs_embeds.device
+    batch = inputs_embeds.shape[0]
+    mask = attention_mask.to(device=device, dtype=torch.long)
+    eos = torch.tensor(sorted(_eos_ids(model, tokenizer)), dtype=torch.long, device=device)
+    suppress = torch.tensor(list(suppress_token_ids), dtype=torch.long, device=device)
+    out = torch.zeros(batch, 0, dtype=torch.long, device=device)
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    if max_new_tokens > 0:
+        position = _positions(mask)
+        logits, cache = _forward(model, mask, position, None, autocast_dtype, inputs_embeds=inputs_embeds)
+        position = position[:, -1:]  # (B, 1)
+        for step in range(max_new_tokens):
+            last = logits[:, -1]  # (B, V)
+            if suppress.numel():
+                last = last.index_fill(-1, suppress, float("-inf"))
+            token = last.argmax(dim=-1)  # (B,)
+            finished = torch.isin(token, eos) | done
+            out = torch.cat([out, token.masked_fill(finished, -1)[:, None]], dim=1)
+            done = finished
+            if bool(done.all()) or step + 1 == max_new_tokens:
+                break
+            mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
+            position = position + 1
+            logits, cache = _forward(model, mask, position, cache, autocast_dtype, input_ids=token[:, None])
+    return [tokenizer.decode([int(t) for t in row if t >= 0], skip_special_tokens=True,
+                             clean_up_tokenization_spaces=False) for row in out]
+
+
 def chat(
     model: PreTrainedModel,
     processor: Processor,
