@@ -8,9 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from videollm.bridge.state import SegmentRecord
+from videollm.bridge.state import BridgeState, SegmentRecord
 from videollm.model import VideoLLM
-from videollm.recall import WordScorer, answer, plan, scene_reference
+from videollm.recall import (
+    WordScorer,
+    answer,
+    caption_matches,
+    content_words,
+    plan,
+    scene_captions,
+    scene_reference,
+)
 
 
 def table(n: int, seconds: float = 2.0) -> list[SegmentRecord]:
@@ -155,6 +163,66 @@ def test_without_recall_or_grounded_words_the_last_readout_answers(model: VideoL
     assert plan(model, old, "what colour is the circle in the first scene?").how == "now"
     # a one-scene video has nothing to choose from
     assert plan(model, watched(model, 1), "what colour is the circle in the first scene?").how == "now"
+
+
+def test_content_words_and_caption_clauses_bind_words_about_one_object() -> None:
+    assert content_words("what appeared right after the small red circle?") == {"small", "red", "circle"}
+    assert content_words("how does the orange hexagon move?") == {"orange", "hexagon"}
+    assert content_words("a large cyan star moves right; two stars") == {"large", "cyan", "star", "move", "right", "two"}
+    assert content_words("how many scenes are there?") == set()
+    captions = ["a small red square moves left; a large blue circle spins",  # red and circle, in two clauses
+                "a medium red circle moves up and a green star grows", "", "a red circle"]
+    assert caption_matches("how big is the red circle?", captions).tolist() == [1.0, 2.0, 0.0, 2.0]
+    assert caption_matches("what is there?", captions).tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_scene_captions_use_stored_ones_caption_the_rest_once_and_keep_them(model: VideoLLM, monkeypatch,
+                                                                           tmp_path: Path) -> None:
+    state = watched(model)
+    state.extra["captions"] = [{"start": 2.0, "end": 4.0, "caption": "a red circle"}]  # scene 1, from a session
+    asked = []
+
+    def answer_many(visuals, prompt, max_new_tokens=64, batch_size=32):
+        asked.append(len(visuals))
+        return [f" caption {len(asked)}.{i}\n" for i in range(len(visuals))]
+
+    monkeypatch.setattr(model, "answer_many", answer_many)
+    captions = scene_captions(model, state)
+    assert captions == ["caption 1.0", "a red circle", "caption 1.1", "caption 1.2"] and asked == [3]
+    assert scene_captions(model, state) == captions and asked == [3]  # kept: nothing captioned again
+    assert [c["start"] for c in state.extra["captions"]] == [0.0, 2.0, 4.0, 6.0]
+    state.save(tmp_path / "memory.safetensors")  # a saved memory keeps them too
+    assert scene_captions(model, BridgeState.load(tmp_path / "memory.safetensors")) == captions and asked == [3]
+
+
+class NoWords(FixedScorer):
+    """A scorer that finds no grounded word in any question."""
+
+    def question_ids(self, question: str) -> list[int]:
+        return []
+
+    def state_scores(self, model, state, ids) -> torch.Tensor:
+        return torch.zeros(state.num_segments)
+
+
+def test_plan_prefers_the_scene_whose_caption_binds_the_question_words(model: VideoLLM) -> None:
+    state = watched(model)
+    captions = ["a red square; a blue circle", "a green star", "a small red circle moves up", "a red circle"]
+    state.extra["captions"] = [{"start": 2.0 * k, "end": 2.0 * k + 2.0, "caption": c} for k, c in enumerate(captions)]
+    question = "how big is the red circle?"
+    # the word scorer prefers scene 0 (red and circle are both there), the captions 2 and 3; of those, the word score
+    assert plan(model, state, question, scorer=FixedScorer(0)).scene == 2
+    assert plan(model, state, question, scorer=FixedScorer(3)).scene == 3
+    # without grounded words the captions alone decide; with neither, the readout after the last scene answers
+    assert plan(model, state, "where is the green star?", scorer=NoWords(0)).scene == 1
+    assert plan(model, state, "where is the yellow hexagon?", scorer=NoWords(0)).how == "now"
+    decision = plan(model, state, "what appeared right after the small red circle?", scorer=FixedScorer(0))
+    assert (decision.scene, decision.how, decision.candidates) == (2, "captions", (2, 3))
+    model.config.recall_captions = False
+    try:
+        assert plan(model, state, question, scorer=FixedScorer(0)).scene == 0
+    finally:
+        model.config.recall_captions = True
 
 
 def test_states_keep_scenes_only_when_recall_is_on(model: VideoLLM) -> None:

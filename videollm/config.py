@@ -29,6 +29,8 @@ class ModelConfig:
     ``projector.in_dim`` must equal ``bridge.width``; ``projector.out_dim`` must equal the LM's hidden size (checked
     when the LM is loaded, since only the LM's own config knows it). ``recall``: answer questions about a watched
     video from the scene they are about (``videollm.recall``) instead of always from the readout after the last one.
+    ``recall_captions``: recall also matches a question's words against each scene's caption (generated once per
+    scene when the memory has none, and kept in it), which binds words about one object together.
     """
 
     vision: VisionConfig
@@ -38,10 +40,12 @@ class ModelConfig:
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     name: str = "custom"
     recall: bool = True
+    recall_captions: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.recall, bool):
-            raise ModelError(f"model config: recall must be true or false, got {self.recall!r}")
+        for key in ("recall", "recall_captions"):
+            if not isinstance(getattr(self, key), bool):
+                raise ModelError(f"model config: {key} must be true or false, got {getattr(self, key)!r}")
         if self.projector.in_dim != self.bridge.width:
             raise ModelError(f"projector in_dim {self.projector.in_dim} != bridge width {self.bridge.width}")
 
@@ -54,11 +58,13 @@ class ModelConfig:
             "projector": self.projector.to_dict(),
             "lm": self.lm.to_dict(),
             "recall": self.recall,
+            "recall_captions": self.recall_captions,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        unknown = sorted(set(data) - {"name", "vision", "segmentation", "bridge", "projector", "lm", "recall"})
+        unknown = sorted(set(data) - {"name", "vision", "segmentation", "bridge", "projector", "lm", "recall",
+                                   "recall_captions"})
         if unknown:
             raise ModelError(f"unknown model config keys: {', '.join(unknown)}")
         try:
@@ -70,6 +76,7 @@ class ModelConfig:
                 projector=ProjectorConfig.from_dict(data["projector"]),
                 lm=LMConfig.from_dict(data["lm"]),
                 recall=data.get("recall", True),
+                recall_captions=data.get("recall_captions", True),
             )
         except KeyError as err:
             raise ModelError(f"model config misses the section {err.args[0]!r}") from None

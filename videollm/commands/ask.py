@@ -41,9 +41,11 @@ def stream_answer(model, state, question: str, history, args: argparse.Namespace
     from videollm.captioning import ask as ask_stream
 
     def note(decision) -> None:
-        how = {"named": "the scene it names", "words": "the scene its words match", "now": "the last scene"}
+        how = {"named": "the scene it names", "captions": "the scene its words match in the scene captions",
+               "words": "the scene its words match", "now": "the last scene"}
         print(f"videollm: answered from {how[decision.how]}: {decision.where(state)}", file=sys.stderr, flush=True)
 
+    captioned = len(state.extra.get("captions", []))
     pieces = []
     for piece in ask_stream(model, state, question, history, max_new_tokens=args.max_new_tokens,
                             temperature=args.temperature, on_recall=note):
@@ -52,6 +54,10 @@ def stream_answer(model, state, question: str, history, args: argparse.Namespace
         sys.stdout.flush()
     sys.stdout.write("\n")
     sys.stdout.flush()
+    if args.save_memory and len(state.extra.get("captions", [])) > captioned:
+        from videollm.memory import save_memory
+
+        save_memory(state, args.save_memory)  # with the scene captions recall wrote: later questions reuse them
     return "".join(pieces)
 
 
