@@ -2,7 +2,7 @@
 needle sets of ``videollm eval`` (the ``eval all`` ablation table has only 2 questions per cell).
 
 For the full model and each variant (``videollm.eval.runner.ablated``: the same trained weights, one switch flipped
-at evaluation time; default ``no_recall``, ``no_memory``, ``no_retrieval``) runs the length evaluation (QA by type on
+at evaluation time; default ``no_recall``, ``no_recall_captions``, ``no_memory``, ``no_retrieval``) runs the length evaluation (QA by type on
 held-out videos 1x / 8x / 32x the training length) and NIAVH (object needles over haystack length x depth), and
 prints accuracy per cell with the difference from the full model. JSON + PNG of every run go under ``--out``.
 
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="checkpoint directory (default: the shipped embedded one)")
     parser.add_argument("--work", default="runs/eval/work", help="evaluation videos + feature cache")
     parser.add_argument("--out", default="runs/recall_ablation", help="JSON + PNG of each run")
-    parser.add_argument("--variants", default="no_recall,no_memory,no_retrieval",
+    parser.add_argument("--variants", default="no_recall,no_recall_captions,no_memory,no_retrieval",
                         help="comma-separated variants of videollm.eval.runner.ABLATIONS")
     args = parser.parse_args()
 

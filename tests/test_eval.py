@@ -131,6 +131,9 @@ def test_ablation_switches_restore(tiny) -> None:
     with runner.ablated(tiny, "no_recall"):
         assert tiny.config.recall is False
     assert tiny.config.recall is True
+    with runner.ablated(tiny, "no_recall_captions"):
+        assert tiny.config.recall_captions is False and tiny.config.recall is True
+    assert tiny.config.recall_captions is True
     with runner.ablated(tiny, "uniform_segments"):
         assert tiny.config.segmentation.mode == "uniform"
     with runner.ablated(tiny, "readout=memory"):

@@ -42,8 +42,8 @@ TRAIN_SCENES = 2
 SCENE_SECONDS = (2.0, 6.0)
 CAPTION_TOKENS = 48
 ANSWER_TOKENS = 8
-ABLATIONS: tuple[str, ...] = ("full", "no_recall", "no_memory", "no_retrieval", "uniform_segments",
-                              "readout=all_memories", "readout=memory", "readout=all_memories_last_segment",
+ABLATIONS: tuple[str, ...] = ("full", "no_recall", "no_recall_captions", "no_memory", "no_retrieval",
+                              "uniform_segments", "readout=all_memories", "readout=memory", "readout=all_memories_last_segment",
                               "readout=memory_last_segment")
 
 
@@ -203,17 +203,19 @@ def ablated(model, variant: str) -> Iterator[None]:
     """Flip one switch of the loaded model (same trained weights) for the duration of the block.
 
     Variants: ``full``, ``no_recall`` (questions answered from the readout after the last scene, never from the scene
-    they are about), ``no_memory`` (every segment starts from the initial memory), ``no_retrieval`` (the carried
+    they are about), ``no_recall_captions`` (recall matches scene tokens only, not scene captions), ``no_memory`` (every segment starts from the initial memory), ``no_retrieval`` (the carried
     memory skips the cross-attention over the cache), ``uniform_segments`` (fixed chunks instead of SceneTiling),
     ``readout=<mode>``.
     """
     if variant not in ABLATIONS:
         raise ValueError(f"unknown ablation {variant!r}")
     bridge_cfg, seg_cfg, retriever = model.bridge.config, model.config.segmentation, model.bridge.retriever
-    recall = model.config.recall
+    recall, recall_captions = model.config.recall, model.config.recall_captions
     try:
         if variant == "no_recall":
             model.config.recall = False
+        elif variant == "no_recall_captions":
+            model.config.recall_captions = False
         elif variant == "no_memory":
             model.bridge.config = dataclasses.replace(bridge_cfg, use_memory=False)
         elif variant == "no_retrieval":
@@ -226,7 +228,7 @@ def ablated(model, variant: str) -> Iterator[None]:
         yield
     finally:
         model.bridge.config, model.config.segmentation, model.bridge.retriever = bridge_cfg, seg_cfg, retriever
-        model.config.recall = recall
+        model.config.recall, model.config.recall_captions = recall, recall_captions
 
 
 def needle_records(model, haystacks: Sequence[tuple[str, Case]], needles: Sequence[Case],
