@@ -167,3 +167,36 @@ def test_ctrl_c_ends_the_stream_cleanly_and_saves_memory(world_clip, tmp_path) -
     assert rows and rows[-1]["end"] < 8.0  # stopped well before the 26 s clip ended
     assert "Traceback" not in err and "saved" in err
     assert load_memory(memory).num_segments == len(rows)
+
+
+def test_search_lists_scenes_by_caption_match_and_keeps_generated_captions(model, loads, world_clip, tmp_path,
+                                                                            capsys, monkeypatch) -> None:
+    memory = tmp_path / "clip.memory.safetensors"
+    state = captioning.open_memory(model, world_clip[0])
+    spans = [(s.start_time, s.end_time) for s in state.segments]
+    save_memory(state, memory)
+    written = ["a small red circle moves left", "a large blue square spins; a red star grows",
+               "a red circle and a green cross"]
+    monkeypatch.setattr(VideoLLM, "answer_many", lambda self, visuals, prompt, max_new_tokens=64, batch_size=32:
+                        [written[k] for k in range(len(visuals))])
+    kept = tmp_path / "captioned.memory.safetensors"
+    assert main(["search", str(memory), "red circle", "--json", "--save-memory", str(kept), *TINY[:2]]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # scenes 1 and 3 hold "red circle" in one clause, scene 2 only "red": both words first (the better word score
+    # of the scene tokens first), then one
+    assert {r["scene"] for r in rows[:2]} == {1, 3} and rows[2]["scene"] == 2
+    assert [r["caption_words"] for r in rows] == [2, 2, 1] and rows[0]["word_score"] >= rows[1]["word_score"]
+    for r in rows:
+        assert (r["start"], r["end"]) == pytest.approx(spans[r["scene"] - 1], abs=1e-3)
+        assert r["caption"] == written[r["scene"] - 1] and r["scenes"] == 3
+    assert [c["caption"] for c in load_memory(kept).extra["captions"]] == written  # saved with the memory
+    # the table form, and a query that matches nothing
+    monkeypatch.setattr(VideoLLM, "answer_many", lambda *a, **k: pytest.fail("captions were generated again"))
+    assert main(["search", str(kept), "blue square", "--top", "1", *TINY[:2]]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(" 1. scene 2 of 3  0:") and out.rstrip().endswith(written[1]) and out.count("\n") == 1
+    assert main(["search", str(kept), "the yellow hexagon", *TINY[:2]]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no scene matches 'the yellow hexagon'" in captured.err
+    assert main(["search", str(kept), "  ", *TINY[:2]]) == 2
+    assert "the search query is empty" in capsys.readouterr().err

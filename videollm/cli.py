@@ -19,7 +19,7 @@ from videollm import __version__
 from videollm.errors import VideollmError
 
 # Order is the order shown by --help.
-COMMANDS = ("scenes", "caption", "stream", "ask", "chat", "serve", "world", "train", "eval", "bench", "demo")
+COMMANDS = ("scenes", "caption", "stream", "ask", "chat", "search", "serve", "world", "train", "eval", "bench", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

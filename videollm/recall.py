@@ -271,6 +271,36 @@ class Recalled:
         return f"scene {self.scene + 1} of {state.num_segments} ({seg.start_time:.1f}–{seg.end_time:.1f} s)"
 
 
+@dataclass
+class SceneMatch:
+    """How well one scene matches a question or search query.
+
+    Attributes:
+        scene: segment index.
+        words: the most query words one clause of the scene's caption holds (0 without captions).
+        score: summed log-probability of the query's grounded words under the scene's tokens (``WordScorer``), or
+            None when the query has no grounded word.
+    """
+
+    scene: int
+    words: int
+    score: float | None
+
+
+def rank_scenes(model, state: BridgeState, query: str, scorer: WordScorer | None = None) -> list[SceneMatch]:
+    """Every scene of ``state``, the best match for ``query`` first: most caption words, then the better word score,
+    then the earlier scene. Captions missing from the memory are generated once (``scene_captions``) unless the
+    model's config has ``recall_captions`` off or the query has no content word."""
+    n = state.num_segments
+    scorer = scorer or model.word_scorer()
+    ids = scorer.question_ids(query)
+    words = model.config.recall_captions and bool(content_words(query))
+    matches = caption_matches(query, scene_captions(model, state)) if words else torch.zeros(n)
+    scores = scorer.state_scores(model, state, ids)  # zeros without grounded words
+    order = sorted(range(n), key=lambda k: (-float(matches[k]), -float(scores[k]), k))
+    return [SceneMatch(k, int(matches[k]), float(scores[k]) if ids else None) for k in order]
+
+
 def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = None) -> Recalled:
     """Which scene(s) to answer ``question`` from (see the module docstring and ``neighbours``)."""
     n = state.num_segments
@@ -280,16 +310,11 @@ def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = N
     named = scene_reference(question, state.segments)
     if named is not None:
         return Recalled(named, "named", (named,))
-    scorer = scorer or model.word_scorer()
-    ids = scorer.question_ids(question)
-    words = model.config.recall_captions and bool(content_words(question))
-    matches = caption_matches(question, scene_captions(model, state)) if words else torch.zeros(n)
-    if not ids and not bool(matches.any()):
+    top = rank_scenes(model, state, question, scorer)[0]
+    if top.words == 0 and top.score is None:
         return Recalled(n - 1, "now", (n - 1,))
-    scores = scorer.state_scores(model, state, ids)  # zeros without grounded words
-    # Most caption words first; among scenes matching as many, the better word score.
-    best = max(range(n), key=lambda k: (float(matches[k]), float(scores[k])))
-    how = "captions" if words and matches[best] > 0 else "words"
+    best = top.scene
+    how = "captions" if top.words > 0 else "words"
     return Recalled(best, how, tuple(best + d for d in neighbours(question) if 0 <= best + d < n))
 
 
@@ -324,5 +349,5 @@ def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[s
     return iter([best] if best else []), decision
 
 
-__all__ = ["Recalled", "WordScorer", "answer", "caption_matches", "content_words", "neighbours", "plan",
-           "scene_captions", "scene_reference"]
+__all__ = ["Recalled", "SceneMatch", "WordScorer", "answer", "caption_matches", "content_words", "neighbours", "plan",
+           "rank_scenes", "scene_captions", "scene_reference"]
