@@ -265,7 +265,7 @@ def test_shipped_model_recalls_the_scene_a_question_is_about() -> None:
     assert (named.scene, named.how) == (2, "named")
 
 
-def test_answer_many_equals_greedy_chat_one_by_one(model: VideoLLM) -> None:
+def test_answer_many_equals_greedy_chat_one_by_one_and_remembers(model: VideoLLM, monkeypatch) -> None:
     """The prompt building around ``generate_greedy_batch`` (tested in test_lm) matches ``chat``'s."""
     state = watched(model)
     visuals = [model.project_state(state, at=k) for k in range(4)]
@@ -273,3 +273,12 @@ def test_answer_many_equals_greedy_chat_one_by_one(model: VideoLLM) -> None:
     question = "Describe the scene."
     alone = ["".join(model.chat(v, [], question, max_new_tokens=6)) for v in visuals]
     assert model.answer_many(visuals, question, max_new_tokens=6, batch_size=3) == alone
+    # remembered: readouts seen before are not decoded again, new ones are
+    decoded = []
+    real = model._answer_batch
+    monkeypatch.setattr(model, "_answer_batch", lambda vs, q, n: decoded.append(len(vs)) or real(vs, q, n))
+    new = model.project_state(state, at=0) * 2.0
+    assert model.answer_many([visuals[2], new, visuals[0]], question, max_new_tokens=6) == [
+        alone[2], "".join(model.chat(new, [], question, max_new_tokens=6)), alone[0]]
+    assert decoded == [1]
+    assert model.answer_many(visuals, question, max_new_tokens=5)[0] == alone[0][:5] and decoded == [1, 4]

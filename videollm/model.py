@@ -16,6 +16,8 @@ configs in ``config.json`` (never copied into the checkpoint).
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from videollm.projector import build_projector
 from videollm.segmentation import segment_ends
 
 WEIGHTS_NAME = "model.safetensors"
+ANSWER_MEMO = 8192  # greedy answers ``VideoLLM.answer_many`` remembers (a scene caption is ~100 bytes)
 
 
 class VideoLLM(nn.Module):
@@ -153,6 +156,7 @@ class VideoLLM(nn.Module):
             new_lora: accept a file with no LoRA weights at all into a model with adapters, which keep their
                 fresh initialisation (a zero update): training adapters on top of a checkpoint trained without.
         """
+        self.__dict__.pop("_answer_memo", None)  # answers of the old weights
         try:
             tensors = load_file(str(path))
         except (OSError, ValueError) as err:
@@ -292,27 +296,55 @@ class VideoLLM(nn.Module):
     def answer_many(self, visuals: Sequence[Tensor], question: str, max_new_tokens: int = 64,
                     batch_size: int = 32) -> list[str]:
         """Greedy answers to one question about each of several readouts (R_i, H), batched: what ``chat`` with
-        greedy decoding gives each alone, several times faster (captioning every scene of a saved memory)."""
-        from videollm.lm import embed_with_visual
-        from videollm.lm.generation import generate_greedy_batch
+        greedy decoding gives each alone, several times faster (captioning every scene of a saved memory).
+
+        Greedy answers are a function of (readout, question, bound), so the latest ``ANSWER_MEMO`` are remembered:
+        a readout seen again (the same video watched again, the scenes before a needle spliced into a haystack)
+        is not decoded twice.
+        """
+        import hashlib
 
         if max_new_tokens < 1:
             raise UsageError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        keys = [(question, max_new_tokens, hashlib.blake2b(v.detach().float().cpu().contiguous().numpy().tobytes(),
+                                                           digest_size=16).digest()) for v in visuals]
+        memo = self.__dict__.setdefault("_answer_memo", OrderedDict())
+        lock = self.__dict__.setdefault("_answer_lock", threading.Lock())  # the app answers several visitors
+        with lock:
+            todo = [i for i, key in enumerate(keys) if key not in memo]
+        fresh: list[str] = []
+        for lo in range(0, len(todo), batch_size):
+            fresh += self._answer_batch([visuals[i] for i in todo[lo:lo + batch_size]], question, max_new_tokens)
+        answers = dict(zip(todo, fresh, strict=True))
+        with lock:
+            for i, key in enumerate(keys):
+                if i in answers:
+                    memo[key] = answers[i]
+                elif key in memo:
+                    answers[i] = memo[key]
+                    memo.move_to_end(key)
+                else:  # dropped by another thread's answers meanwhile: decode it after all
+                    answers[i] = self._answer_batch([visuals[i]], question, max_new_tokens)[0]
+            while len(memo) > ANSWER_MEMO:
+                memo.popitem(last=False)
+        return [answers[i] for i in range(len(keys))]
+
+    def _answer_batch(self, visuals: Sequence[Tensor], question: str, max_new_tokens: int) -> list[str]:
+        from videollm.lm import embed_with_visual
+        from videollm.lm.generation import generate_greedy_batch
+
         content = f"{self.processor.markers[0]}\n{question}"
-        answers: list[str] = []
-        for lo in range(0, len(visuals), batch_size):
-            embeds = []
-            for visual in visuals[lo:lo + batch_size]:
-                visual = visual.reshape(-1, visual.shape[-1]).to(self.device)
-                ids = self.processor.encode_prompt([{"role": "user", "content": content}], visual.shape[0])
-                embeds.append(embed_with_visual(self.lm, ids["input_ids"][None].to(self.device), visual,
-                                                self.processor.placeholder_id)[0])
-            longest = max(e.shape[0] for e in embeds)
-            batch = torch.stack([F.pad(e, (0, 0, longest - e.shape[0], 0)) for e in embeds])  # left padding
-            mask = torch.stack([torch.arange(longest, device=self.device) >= longest - e.shape[0] for e in embeds])
-            answers += generate_greedy_batch(self.lm, self.tokenizer, batch, mask.long(), max_new_tokens,
-                                             suppress_token_ids=(self.processor.placeholder_id,))
-        return answers
+        embeds = []
+        for visual in visuals:
+            visual = visual.reshape(-1, visual.shape[-1]).to(self.device)
+            ids = self.processor.encode_prompt([{"role": "user", "content": content}], visual.shape[0])
+            embeds.append(embed_with_visual(self.lm, ids["input_ids"][None].to(self.device), visual,
+                                            self.processor.placeholder_id)[0])
+        longest = max(e.shape[0] for e in embeds)
+        batch = torch.stack([F.pad(e, (0, 0, longest - e.shape[0], 0)) for e in embeds])  # left padding
+        mask = torch.stack([torch.arange(longest, device=self.device) >= longest - e.shape[0] for e in embeds])
+        return generate_greedy_batch(self.lm, self.tokenizer, batch, mask.long(), max_new_tokens,
+                                     suppress_token_ids=(self.processor.placeholder_id,))
 
     @torch.no_grad()
     def score(self, visual: Tensor | None, question: str, candidates: Sequence[str]) -> Tensor:
