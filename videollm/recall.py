@@ -99,8 +99,10 @@ def neighbours(question: str) -> tuple[int, ...]:
     """Offsets of the scenes to try around the best word match: a question about what came after (before) something
     may be answered by the scene after (before) the one that shows it, so both are tried; otherwise only that one.
 
-    (Answering "before" questions from the matched scene alone, whose readout carries the previous scene through the
-    memory, was measured too: 1x / 8x / 32x temporal 0.50 / 0.31 / 0.25 against 0.56 / 0.25 / 0.19, no better.)
+    (Measured and not kept: "before" questions answered from the matched scene alone, whose readout carries the
+    previous scene through the memory: 1x / 8x / 32x temporal 0.50 / 0.31 / 0.25 against 0.56 / 0.25 / 0.19 on the
+    length evaluation; and, with captions, "after" answered from the next scene only when the thing is the last one
+    its scene's caption lists: better on 8x / 32x, worse on 1x, within a few questions.)
     """
     q = question.lower()
     if _AFTER.search(q):
@@ -198,6 +200,7 @@ after before first last colour color shape size big move moving object objects t
 """
 _FRAME_WORDS = frozenset(_FRAME_TEXT.split())
 _CLAUSE = re.compile(r"[;,.]|\band\b|\bwhile\b|\bthen\b")
+_CAPTIONING = threading.Lock()
 
 
 def content_words(text: str) -> set[str]:
@@ -234,19 +237,20 @@ def scene_captions(model, state: BridgeState, max_new_tokens: int | None = None)
     from videollm.captioning import CAPTION_TOKENS, clean_caption
     from videollm.prompts import CAPTION
 
-    stored = state.extra.setdefault("captions", [])
-    by_start = {round(float(c["start"]), 3): c["caption"] for c in stored if "start" in c and "caption" in c}
-    starts = [round(seg.start_time, 3) for seg in state.segments]
-    missing = [k for k, t in enumerate(starts) if t not in by_start]
-    if missing:
-        visuals = [model.project_state(state, at=k) for k in missing]
-        texts = model.answer_many(visuals, CAPTION, max_new_tokens=max_new_tokens or CAPTION_TOKENS)
-        for k, text in zip(missing, texts, strict=True):
-            by_start[starts[k]] = clean_caption(text)
-            stored.append({"start": starts[k], "end": round(state.segments[k].end_time, 3),
-                           "caption": by_start[starts[k]]})
-        stored.sort(key=lambda c: float(c.get("start", 0.0)))
-    return [by_start[t] for t in starts]
+    with _CAPTIONING:  # two visitors of the app asking about one memory caption its scenes once
+        stored = state.extra.setdefault("captions", [])
+        by_start = {round(float(c["start"]), 3): c["caption"] for c in stored if "start" in c and "caption" in c}
+        starts = [round(seg.start_time, 3) for seg in state.segments]
+        missing = [k for k, t in enumerate(starts) if t not in by_start]
+        if missing:
+            visuals = [model.project_state(state, at=k) for k in missing]
+            texts = model.answer_many(visuals, CAPTION, max_new_tokens=max_new_tokens or CAPTION_TOKENS)
+            for k, text in zip(missing, texts, strict=True):
+                by_start[starts[k]] = clean_caption(text)
+                stored.append({"start": starts[k], "end": round(state.segments[k].end_time, 3),
+                               "caption": by_start[starts[k]]})
+            stored.sort(key=lambda c: float(c.get("start", 0.0)))
+        return [by_start[t] for t in starts]
 
 
 @dataclass
