@@ -32,6 +32,8 @@ from .settings import AppLimits
 _MODEL = "model"  # concurrency id shared by every event that runs the model
 _SCENE_HEADERS = ["Scene", "Start (s)", "End (s)", "Caption", "Latency (s)"]
 _RANK_HEADERS = ["Rank", "Candidate next step", "Mean log-likelihood", "Share"]
+_FOUND_HEADERS = ["Scene", "Start (s)", "End (s)", "Caption"]
+FIND_TOP = 5  # scenes listed by "Find scenes"
 
 
 @dataclass
@@ -232,6 +234,14 @@ def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str =
                                         show_label=False, scale=5)
                 v_send = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="vl-send")
                 v_summary = gr.Button("Summarize", scale=1, min_width=110)
+            with gr.Accordion("Find scenes", open=False):
+                with gr.Row():
+                    v_find = gr.Textbox(placeholder="What to look for, e.g. red circle", show_label=False, scale=5,
+                                        elem_id="vl-find")
+                    v_find_go = gr.Button("Find", scale=1, min_width=90)
+                v_found = gr.Dataframe(headers=_FOUND_HEADERS, datatype=["number", "number", "number", "str"],
+                                       interactive=False, wrap=True, elem_id="vl-found",
+                                       label="Scenes whose caption holds the words, best first")
 
             @_user_errors
             def watch(video: str | None, progress: gr.Progress = gr.Progress()):  # noqa: B008 (Gradio's idiom)
@@ -328,6 +338,24 @@ def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str =
                 yield _display(session.history), session
 
             @_user_errors
+            def find_scenes(query: str, session: ChatSession | None) -> list[list[Any]]:
+                from videollm.recall import rank_scenes, scene_captions
+
+                if session is None:
+                    raise UsageError("watch a video (or load a memory) first, then search it")
+                if not query or not query.strip():
+                    raise UsageError("type what to look for first")
+                if session.state.scenes is None:
+                    raise UsageError("this memory was saved without its scenes' tokens: watch the video to search it")
+                model = loader.get()
+                captions = scene_captions(model, session.state)  # the ones shown above, or written once now
+                found = [m for m in rank_scenes(model, session.state, query.strip()) if m.words > 0][:FIND_TOP]
+                if not found:
+                    gr.Info(f"No scene's caption holds any of the words of “{query.strip()}”.")
+                return [[m.scene + 1, round(session.state.segments[m.scene].start_time, 1),
+                         round(session.state.segments[m.scene].end_time, 1), captions[m.scene]] for m in found]
+
+            @_user_errors
             def check_video(video: str | None) -> str:
                 meta = media.check_video(video, limits)
                 return _status(f"Watching **{Path(video).name}** ({meta.duration:.1f} s)…")
@@ -342,6 +370,9 @@ def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str =
             v_send.click(api_name="ask_video", **ask_args)
             v_question.submit(api_name=False, **ask_args)
             v_summary.click(summarize_video, [v_session], [v_chat, v_session], api_name="summarize", **model_events)
+            find_args = dict(fn=find_scenes, inputs=[v_find, v_session], outputs=[v_found], **model_events)
+            v_find_go.click(api_name="find_scenes", **find_args)
+            v_find.submit(api_name=False, **find_args)
 
         # ------------------------------------------------------------------ Live captions
         with gr.Tab("Live captions", id="live"):

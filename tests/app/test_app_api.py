@@ -32,7 +32,7 @@ def _texts(chat: list[dict]) -> list[tuple[str, str]]:
 def test_every_endpoint_is_published(client) -> None:
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
     assert names == {"/watch", "/load_memory", "/ask_video", "/summarize", "/live", "/live_stop", "/ask_image",
-                     "/clear_image", "/plan_rank", "/plan_suggest", "/dance", "/speech"}
+                     "/clear_image", "/plan_rank", "/plan_suggest", "/dance", "/speech", "/find_scenes"}
 
 
 def test_watch_then_chat_reuses_the_memory(client, app_server) -> None:
@@ -97,6 +97,34 @@ def test_live_captions_and_the_memory_round_trip(client, app_server) -> None:
     _, chat = other.predict("What happened?", api_name="/ask_video")
     assert [r for r, _ in _texts(chat)] == ["user", "assistant"]
     assert app_server.vision_calls[0] == encoded, "a loaded memory needs no vision compute"
+
+
+def test_find_scenes_ranks_the_scenes_whose_captions_hold_the_words(client, app_server, tmp_path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    from videollm import captioning
+    from videollm.memory import save_memory
+
+    with pytest.raises(AppError, match="watch a video"):
+        client.predict("red circle", api_name="/find_scenes")
+    state = captioning.open_memory(app_server.model, VIDEO)
+    written = ["a small red circle moves left", "a red star grows; a blue circle spins", "a large red circle bounces",
+               "a green cross"][: state.num_segments]
+    state.extra["captions"] = [{"start": round(s.start_time, 3), "end": round(s.end_time, 3), "caption": c}
+                               for s, c in zip(state.segments, written, strict=False)]
+    save_memory(state, tmp_path / "captioned.memory.safetensors")
+    client.predict(handle_file(str(tmp_path / "captioned.memory.safetensors")), api_name="/load_memory")
+    rows = client.predict("red circle", api_name="/find_scenes")["data"]
+    # scenes 1 and 3 hold both words in one clause, scene 2 holds them in two: one word
+    assert {r[0] for r in rows[:2]} == {1, 3} and rows[2][0] == 2 and len(rows) == 3
+    for number, start, end, caption in rows:
+        segment = state.segments[number - 1]
+        assert (start, end) == (round(segment.start_time, 1), round(segment.end_time, 1))
+        assert caption == written[number - 1]
+    assert client.predict("yellow hexagon", api_name="/find_scenes")["data"] == []
+    with pytest.raises(AppError, match="type what to look for"):
+        client.predict("  ", api_name="/find_scenes")
 
 
 def test_live_stop_and_missing_source(client) -> None:
