@@ -225,6 +225,28 @@ def test_plan_prefers_the_scene_whose_caption_binds_the_question_words(model: Vi
         model.config.recall_captions = True
 
 
+def test_a_numbered_scene_is_checked_against_its_neighbours_captions(model: VideoLLM) -> None:
+    from videollm.recall import numbered_scene_check
+
+    state = watched(model, 5)
+    captions = ["a red square", "a blue circle", "a green star", "a white cross", "a blue circle and a red star"]
+    state.extra["captions"] = [{"start": 2.0 * k, "end": 2.0 * k + 2.0, "caption": c} for k, c in enumerate(captions)]
+    # a missed cut: "the 4th scene" shows the green star, now segment 2 (an earlier neighbour wins the tie with 4)
+    assert plan(model, state, "what colour is the star in the 4th scene?").scene == 2
+    assert plan(model, state, "what colour is the cross in the 4th scene?").scene == 3  # it matches: kept
+    assert plan(model, state, "what colour is the hexagon in scene 4?").scene == 3  # nothing matches: kept
+    assert numbered_scene_check(model, state, "what colour is the circle in the fifth scene?", 4) == 4
+    assert numbered_scene_check(model, state, "how many objects are in the 4th scene?", 3) == 3  # no content word
+    assert numbered_scene_check(model, state, "what colour is the star in the first scene?", 0) == 0
+    assert numbered_scene_check(model, state, "what colour is the star in the last scene?", 4) == 4
+    assert numbered_scene_check(model, state, "what colour is the square at 7.5 s?", 3) == 3  # times are exact
+    model.config.recall_captions = False
+    try:
+        assert plan(model, state, "what colour is the star in the 4th scene?").scene == 3
+    finally:
+        model.config.recall_captions = True
+
+
 def test_states_keep_scenes_only_when_recall_is_on(model: VideoLLM) -> None:
     from videollm.config import ModelConfig
 

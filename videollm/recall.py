@@ -6,7 +6,9 @@ scene's output tokens (``BridgeState.scenes``), so the readout exactly as it was
 rebuilt (``MemoryBridge.readout(state, at=k)``) at no vision cost. Recall picks that scene:
 
 1. **A scene the question names**: "in the third scene", "scene 12", "the 21st scene", "the last scene", a time
-   ("at 1:05", "at 65 s"), or "first"/"last" on their own ("what appeared first?").
+   ("at 1:05", "at 65 s"), or "first"/"last" on their own ("what appeared first?"). A numbered scene is checked
+   against the captions of the segments next to it (``numbered_scene_check``): a cut SceneTiling missed shifts the
+   numbering.
 2. **Otherwise the scene whose caption and tokens best match the question.** First, the scene with a caption clause
    holding the most of the question's content words (``caption_matches``: clauses bind a colour to its shape, a bag
    of words cannot); captions come from the captioning session that built the memory, or are generated once, in
@@ -305,6 +307,32 @@ def rank_scenes(model, state: BridgeState, query: str, scorer: WordScorer | None
     return [SceneMatch(k, int(matches[k]), float(scores[k]) if ids else None) for k in order]
 
 
+NUMBERED_SLACK = 2  # segments either side of a numbered scene that its caption check considers
+
+
+def numbered_scene_check(model, state: BridgeState, question: str, named: int) -> int:
+    """The segment of a scene the question numbers ("the circle in the 40th scene"), checked against the captions.
+
+    Scene numbers count the video's scenes, and a cut SceneTiling missed (two similar scenes in a row) shifts every
+    later scene one segment down. When the question also says what it is about and the numbered segment's caption
+    holds fewer of those words than a segment up to ``NUMBERED_SLACK`` away, that one is taken: the nearest, earlier
+    first (a missed cut moves scenes down). A scene named by time, "last" or "first", or a question without content
+    words, is taken as named.
+    """
+    q = question.lower()
+    m = _SCENE_ORDINAL.search(q) or _SCENE_NUMBER.search(q)
+    numbered = m is not None and not (m.re is _SCENE_ORDINAL and m["word"] in ("first", "last", "final"))
+    if not numbered or not model.config.recall_captions:
+        return named
+    asked = content_words(_SCENE_ORDINAL.sub(" ", _SCENE_NUMBER.sub(" ", q)))
+    if not asked:
+        return named
+    order = [named] + [named + s * d for d in range(1, NUMBERED_SLACK + 1) for s in (-1, 1)]
+    order = [k for k in order if 0 <= k < state.num_segments]
+    matches = caption_matches(" ".join(sorted(asked)), [scene_captions(model, state)[k] for k in order])
+    return order[int(matches.argmax())]  # argmax: the first of the best, so the named one on a tie
+
+
 def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = None) -> Recalled:
     """Which scene(s) to answer ``question`` from (see the module docstring and ``neighbours``)."""
     n = state.num_segments
@@ -313,6 +341,7 @@ def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = N
         return Recalled(n - 1, "now", (n - 1,))
     named = scene_reference(question, state.segments)
     if named is not None:
+        named = numbered_scene_check(model, state, question, named)
         return Recalled(named, "named", (named,))
     top = rank_scenes(model, state, question, scorer)[0]
     if top.words == 0 and top.score is None:
@@ -353,5 +382,5 @@ def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[s
     return iter([best] if best else []), decision
 
 
-__all__ = ["Recalled", "SceneMatch", "WordScorer", "answer", "caption_matches", "content_words", "neighbours", "plan",
-           "rank_scenes", "scene_captions", "scene_reference"]
+__all__ = ["Recalled", "SceneMatch", "WordScorer", "answer", "caption_matches", "content_words", "neighbours",
+           "numbered_scene_check", "plan", "rank_scenes", "scene_captions", "scene_reference"]
