@@ -134,6 +134,11 @@ def _for_model(history: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in history]
 
 
+def _no_rows() -> list[list[Any]]:
+    """An empty table."""
+    return []
+
+
 def _source(state: Any, decisions: list[Any]) -> str:
     """ "answered from scene 2 of 4 (4.5–8.5 s)" for a video of several scenes; "" otherwise."""
     if not decisions or state.num_segments < 2:
@@ -363,8 +368,10 @@ def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str =
             v_outputs = [v_status, v_timeline, v_gallery, v_plot, v_chat, v_session]
             # A cheap check first, so that a bad upload marks only the status line, not every output.
             v_watch.click(check_video, [v_video], [v_status], api_name=False, concurrency_limit=4).success(
-                watch, [v_video], v_outputs, api_name="watch", **model_events)
-            v_memory.upload(load_saved_memory, [v_memory], v_outputs, api_name="load_memory", **model_events)
+                watch, [v_video], v_outputs, api_name="watch", **model_events).then(
+                _no_rows, None, [v_found], api_name=False)  # found scenes of the previous video go
+            v_memory.upload(load_saved_memory, [v_memory], v_outputs, api_name="load_memory", **model_events).then(
+                _no_rows, None, [v_found], api_name=False)
             ask_args = dict(fn=ask_video, inputs=[v_question, v_session], outputs=[v_question, v_chat, v_session],
                             **model_events)
             v_send.click(api_name="ask_video", **ask_args)
