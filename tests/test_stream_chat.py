@@ -200,3 +200,7 @@ def test_search_lists_scenes_by_caption_match_and_keeps_generated_captions(model
     assert captured.out == "" and "no scene matches 'the yellow hexagon'" in captured.err
     assert main(["search", str(kept), "  ", *TINY[:2]]) == 2
     assert "the search query is empty" in capsys.readouterr().err
+    state.scenes = None  # a memory saved with recall off keeps no scene tokens
+    save_memory(state, tmp_path / "old.memory.safetensors")
+    assert main(["search", str(tmp_path / "old.memory.safetensors"), "red circle", *TINY[:2]]) == 2
+    assert "saved without its scenes' tokens" in capsys.readouterr().err
