@@ -350,8 +350,6 @@ def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str =
                     raise UsageError("watch a video (or load a memory) first, then search it")
                 if not query or not query.strip():
                     raise UsageError("type what to look for first")
-                if session.state.scenes is None:
-                    raise UsageError("this memory was saved without its scenes' tokens: watch the video to search it")
                 model = loader.get()
                 captions = scene_captions(model, session.state)  # the ones shown above, or written once now
                 found = [m for m in rank_scenes(model, session.state, query.strip()) if m.words > 0][:FIND_TOP]

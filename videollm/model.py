@@ -311,20 +311,17 @@ class VideoLLM(nn.Module):
         memo = self.__dict__.setdefault("_answer_memo", OrderedDict())
         lock = self.__dict__.setdefault("_answer_lock", threading.Lock())  # the app answers several visitors
         with lock:
-            todo = [i for i, key in enumerate(keys) if key not in memo]
-        fresh: list[str] = []
-        for lo in range(0, len(todo), batch_size):
-            fresh += self._answer_batch([visuals[i] for i in todo[lo:lo + batch_size]], question, max_new_tokens)
-        answers = dict(zip(todo, fresh, strict=True))
-        with lock:
-            for i, key in enumerate(keys):
-                if i in answers:
-                    memo[key] = answers[i]
-                elif key in memo:
-                    answers[i] = memo[key]
+            answers = {i: memo[key] for i, key in enumerate(keys) if key in memo}
+            for key in keys:
+                if key in memo:
                     memo.move_to_end(key)
-                else:  # dropped by another thread's answers meanwhile: decode it after all
-                    answers[i] = self._answer_batch([visuals[i]], question, max_new_tokens)[0]
+        todo = [i for i in range(len(keys)) if i not in answers]
+        for lo in range(0, len(todo), batch_size):
+            chunk = todo[lo:lo + batch_size]
+            answers.update(zip(chunk, self._answer_batch([visuals[i] for i in chunk], question, max_new_tokens),
+                               strict=True))
+        with lock:
+            memo.update((keys[i], answers[i]) for i in todo)
             while len(memo) > ANSWER_MEMO:
                 memo.popitem(last=False)
         return [answers[i] for i in range(len(keys))]

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from videollm.bridge.state import BridgeState, SegmentRecord
+from videollm.errors import UsageError
 
 _ORDINAL_WORDS = (
     "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
@@ -296,7 +297,13 @@ class SceneMatch:
 def rank_scenes(model, state: BridgeState, query: str, scorer: WordScorer | None = None) -> list[SceneMatch]:
     """Every scene of ``state``, the best match for ``query`` first: most caption words, then the better word score,
     then the earlier scene. Captions missing from the memory are generated once (``scene_captions``) unless the
-    model's config has ``recall_captions`` off or the query has no content word."""
+    model's config has ``recall_captions`` off or the query has no content word.
+
+    Raises:
+        UsageError: the state kept no scene tokens (a memory saved with recall off), so no scene can be scored.
+    """
+    if state.scenes is None:
+        raise UsageError("this memory was saved without its scenes' tokens (recall off): search the video itself")
     n = state.num_segments
     scorer = scorer or model.word_scorer()
     ids = scorer.question_ids(query)

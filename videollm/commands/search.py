@@ -45,9 +45,6 @@ def search(args: argparse.Namespace) -> int:
         raise UsageError("the search query is empty")
     args.max_new_tokens = 1  # open_video_memory checks the answer bound shared with ask/chat; search answers nothing
     model, state = open_video_memory(args)
-    if state.scenes is None:
-        raise UsageError(f"{args.video}: this memory was saved without its scenes' tokens (recall off); "
-                         "search the video itself")
     ranked = rank_scenes(model, state, args.query)
     # With captions a scene is listed when its caption holds a query word; without (``recall_captions`` off), the
     # word score of its tokens is all there is, and every scene is ranked when the query has a grounded word.

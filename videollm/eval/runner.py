@@ -43,8 +43,8 @@ SCENE_SECONDS = (2.0, 6.0)
 CAPTION_TOKENS = 48
 ANSWER_TOKENS = 8
 ABLATIONS: tuple[str, ...] = ("full", "no_recall", "no_recall_captions", "no_memory", "no_retrieval",
-                              "uniform_segments", "readout=all_memories", "readout=memory", "readout=all_memories_last_segment",
-                              "readout=memory_last_segment")
+                              "uniform_segments", "readout=all_memories", "readout=memory",
+                              "readout=all_memories_last_segment", "readout=memory_last_segment")
 
 
 @dataclass
@@ -203,9 +203,9 @@ def ablated(model, variant: str) -> Iterator[None]:
     """Flip one switch of the loaded model (same trained weights) for the duration of the block.
 
     Variants: ``full``, ``no_recall`` (questions answered from the readout after the last scene, never from the scene
-    they are about), ``no_recall_captions`` (recall matches scene tokens only, not scene captions), ``no_memory`` (every segment starts from the initial memory), ``no_retrieval`` (the carried
-    memory skips the cross-attention over the cache), ``uniform_segments`` (fixed chunks instead of SceneTiling),
-    ``readout=<mode>``.
+    they are about), ``no_recall_captions`` (recall matches scene tokens only, not scene captions), ``no_memory``
+    (every segment starts from the initial memory), ``no_retrieval`` (the carried memory skips the cross-attention
+    over the cache), ``uniform_segments`` (fixed chunks instead of SceneTiling), ``readout=<mode>``.
     """
     if variant not in ABLATIONS:
         raise ValueError(f"unknown ablation {variant!r}")
