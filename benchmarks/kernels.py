@@ -50,6 +50,16 @@ def _time_ms(fn: Callable[[], object], device: torch.device, reps: int) -> tuple
     return statistics.median(times), peak
 
 
+def _try_time_ms(label: str, fn: Callable[[], object], device: torch.device, reps: int) -> tuple[float, float | None]:
+    """``_time_ms``, except that a failing implementation (a kernel that does not compile on this Triton, say) prints
+    its error and times as NaN instead of ending the whole benchmark."""
+    try:
+        return _time_ms(fn, device, reps)
+    except Exception as exc:  # noqa: BLE001 - reported in the table, the other implementations still run
+        print(f"FAILED {label}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return float("nan"), None
+
+
 def _sdpa_block(q, k, v, residual, ln_w, ln_b, out_w):
     b, h, n, d = q.shape
     attn = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, h * d)  # (B, N, W)
@@ -127,7 +137,7 @@ def bench_bridge(device, dtype, reps, batch) -> list[dict]:
         args = [q, k, v, residual, ln_w, ln_b, out_w]
         for mode, call in (("fwd", lambda fn=fn, args=args: fn(*args)), ("fwd+bwd", _fwd_bwd(fn, args))):
             with torch.set_grad_enabled(mode == "fwd+bwd"):
-                ms, peak = _time_ms(call, device, reps)
+                ms, peak = _try_time_ms(f"bridge_attention {name} {mode}", call, device, reps)
             rows.append({"op": "bridge_attention", "impl": name, "mode": mode, "size": f"B{batch} N{n}",
                          "ms": ms, "tokens_per_s": batch * n / ms * 1e3, "peak_mib": peak})
     return rows
@@ -147,7 +157,7 @@ def bench_retrieval(device, dtype, reps, segments_list) -> list[dict]:
             forward = lambda fn=fn, leaves=leaves, length=length: fn(*leaves, length)
             for mode, call in (("fwd", forward), ("fwd+bwd", _fwd_bwd(fn, leaves, length))):
                 with torch.set_grad_enabled(mode == "fwd+bwd"):
-                    ms, peak = _time_ms(call, device, reps)
+                    ms, peak = _try_time_ms(f"memory_retrieval {name} {mode} {segments}", call, device, reps)
                 rows.append({"op": "memory_retrieval", "impl": name, "mode": mode,
                              "size": f"{segments} segs ({length} keys)", "ms": ms,
                              "tokens_per_s": length / ms * 1e3, "peak_mib": peak})
@@ -159,7 +169,7 @@ def bench_scan(device, dtype, reps, lengths) -> list[dict]:
     for t in lengths:
         feats = torch.randn(t, 384, device=device, dtype=dtype)
         for name, fn in _scan_impls(device).items():
-            ms, peak = _time_ms(lambda fn=fn, feats=feats: fn(feats), device, reps)
+            ms, peak = _try_time_ms(f"scenetiling_scan {name} T{t}", lambda fn=fn, feats=feats: fn(feats), device, reps)
             rows.append({"op": "scenetiling_scan", "impl": name, "mode": "fwd", "size": f"T{t} D384", "ms": ms,
                          "tokens_per_s": t / ms * 1e3, "peak_mib": peak})
     return rows

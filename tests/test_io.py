@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import weakref
 from pathlib import Path
@@ -167,6 +168,17 @@ def test_files_decord_rejects_fall_back_to_pyav(
     assert frame_index_reader(frames).tolist() == [19, 0, 7]
     with pytest.raises(VideoError, match="pyav"):
         open_video(path, backend="decord")
+
+
+def test_missing_decord_falls_back_to_pyav(clip: Path, frame_index_reader, monkeypatch) -> None:
+    """An install without decord (seen on a GPU machine's image) still reads videos, through PyAV."""
+    monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` raise ImportError
+    with open_video(clip) as reader:
+        assert reader.meta.backend == "pyav"
+        frames = reader.read([3, 0])
+    assert frame_index_reader(frames).tolist() == [3, 0]
+    with pytest.raises(VideoError, match="decord is not installed"):
+        open_video(clip, backend="decord")
 
 
 def test_pyav_seeks_across_keyframes(tmp_path: Path, video_factory, frame_index_reader) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import torch
 import triton
@@ -203,26 +204,47 @@ def _sm_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def _blocks(head_dim: int, n_q: int) -> tuple[int, int, int, int]:
-    """(BLOCK_M, BLOCK_N, BLOCK_D, num_warps): fixed, untuned choices (no GPU was available to tune them)."""
+class Blocks(NamedTuple):
+    """Tile sizes and launch settings shared by the forward and backward kernels."""
+
+    m: int  # query rows a program holds
+    n: int  # key rows a loop step loads
+    d: int  # head dim padded to a power of two
+    warps: int
+    fwd_stages: int
+    bwd_stages: int
+
+
+def _blocks(head_dim: int, n_q: int) -> Blocks:
+    """Launch settings measured on an H100 (``benchmarks/kernel_tuning.py``, torch 2.11 / Triton 3.6, bf16, Dh 128):
+    64 x 64 tiles with 4 warps were within 9% of the best of 24 forward and 24 backward settings at the bridge size
+    (1 and 8 videos x 8 heads x 1184 tokens) and the best for retrieval over short caches. Head dims above 128 keep
+    narrower key tiles (untested on a GPU)."""
     block_d = max(16, triton.next_power_of_2(head_dim))
     block_m = min(64, max(16, triton.next_power_of_2(n_q)))
-    block_n = 64 if block_d <= 64 else 32
-    num_warps = 4 if block_d <= 64 else 8
-    return block_m, block_n, block_d, num_warps
+    if block_d <= 128:
+        return Blocks(block_m, 64, block_d, 4, 2, 2)
+    return Blocks(block_m, 32, block_d, 8, 2, 1)
+
+
+# Splitting the key range costs a merge in PyTorch (~0.15 ms of launches on the H100); it paid off only for long
+# caches: retrieval over 32,000 keys 0.90 ms unsplit -> 0.29-0.43 ms with 4-64 splits, while 320 and 3,200 keys were
+# fastest unsplit (0.08 / 0.13 ms vs 0.22+ split).
+MIN_KEYS_TO_SPLIT = 8192
+MIN_KEYS_PER_SPLIT = 2048
 
 
 def _splits(q: torch.Tensor, n_q: int, kv_len: int, block_m: int, block_n: int, requested: int | None) -> int:
-    """Key-range splits so that a handful of query blocks still fill the GPU (flash-decoding)."""
+    """Key-range splits so that a handful of query blocks over a long cache still fill the GPU (flash-decoding)."""
     max_splits = triton.cdiv(kv_len, block_n)
     if requested is not None:
         return max(1, min(requested, max_splits))
-    if not q.is_cuda:
+    if not q.is_cuda or kv_len < MIN_KEYS_TO_SPLIT:
         return 1
     programs = triton.cdiv(n_q, block_m) * q.shape[0] * q.shape[1]
-    # Aim for ~2 programs per SM, but give every split at least 4 key blocks of work.
+    # Aim for ~2 programs per SM, each split with at least MIN_KEYS_PER_SPLIT keys of work.
     wanted = triton.cdiv(2 * _sm_count(q.device.index or 0), programs)
-    return max(1, min(wanted, triton.cdiv(kv_len, 4 * block_n)))
+    return max(1, min(wanted, triton.cdiv(kv_len, MIN_KEYS_PER_SPLIT)))
 
 
 def _split_range(kv_len: int, splits: int, block_n: int) -> tuple[int, int]:
@@ -243,7 +265,8 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_len:
                       num_kv_splits: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward kernel launch. Returns (o (B, H, M, Dh) in q's dtype, lse (B*H, M) fp32 base-2 log-sum-exp)."""
     b, h, n_q, head_dim = q.shape
-    block_m, block_n, block_d, num_warps = _blocks(head_dim, n_q)
+    blocks = _blocks(head_dim, n_q)
+    block_m, block_n, block_d = blocks.m, blocks.n, blocks.d
     per_split, splits = _split_range(kv_len, _splits(q, n_q, kv_len, block_m, block_n, num_kv_splits), block_n)
     exact = interpreting() or q.dtype == torch.float32
     if splits == 1:
@@ -260,7 +283,7 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_len:
         *q.stride(), *k.stride(), *v.stride(), *o_strides, *lse.stride()[:2],
         h, n_q, kv_len, per_split, scale * LOG2E,
         HEAD_DIM=head_dim, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, EXACT=exact,
-        num_warps=num_warps, num_stages=2,
+        num_warps=blocks.warps, num_stages=blocks.fwd_stages,
     )
     if splits == 1:
         return o, lse[0]
@@ -275,13 +298,14 @@ def attention_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: tor
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backward kernel launches. Returns dq (like q), dk and dv (like k/v, zero rows at and past ``kv_len``)."""
     b, h, n_q, head_dim = q.shape
-    block_m, block_n, block_d, num_warps = _blocks(head_dim, n_q)
+    blocks = _blocks(head_dim, n_q)
+    block_m, block_n, block_d = blocks.m, blocks.n, blocks.d
     exact = interpreting() or q.dtype == torch.float32
     delta = (do.float() * o.float()).sum(-1).reshape(b * h, n_q)  # (B*H, M) rowsum(dO * O)
     dk = torch.zeros_like(k)
     dv = torch.zeros_like(v)
     common = {"HEAD_DIM": head_dim, "BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_D": block_d, "EXACT": exact,
-              "num_warps": num_warps, "num_stages": 1}
+              "num_warps": blocks.warps, "num_stages": blocks.bwd_stages}
     _bwd_dkdv_kernel[(triton.cdiv(kv_len, block_n), b * h)](
         q, k, v, do, lse, delta, dk, dv,
         *q.stride(), *k.stride(), *v.stride(), *do.stride(), *dk.stride(), *dv.stride(),

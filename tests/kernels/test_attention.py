@@ -97,7 +97,7 @@ def test_split_kv_path_matches_reference(kernel_device, splits):
     out = memory_retrieval_triton(q, cache_k, cache_v, length, d ** -0.5, num_kv_splits=splits)
     ref = memory_retrieval_ref(q, cache_k, cache_v, length, d ** -0.5)
     _close(out, ref, TOL[torch.float32][0])
-    grad_out = torch.randn(out.shape, generator=gen)
+    grad_out = torch.randn(out.shape, generator=gen).to(out)
     for got, want in zip(_grads(out, grad_out, q, cache_k, cache_v), _grads(ref, grad_out, q, cache_k, cache_v)):
         _close(got, want, TOL[torch.float32][1])
 

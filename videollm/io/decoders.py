@@ -41,7 +41,12 @@ class DecordDecoder:
     name = "decord"
 
     def __init__(self, path: str, index: StreamIndex, num_threads: int = 2):
-        import decord
+        try:
+            import decord
+        except ImportError:
+            # decord ships wheels for fewer platforms than PyAV (none for macOS arm64 or Python builds without
+            # them); PyAV reads everything decord does, only seeks more slowly.
+            raise DecoderUnsuitable("decord is not installed") from None
 
         self._path = path
         # decord raises several undocumented types (DECORDError, RuntimeError, AssertionError) for the same kind
