@@ -2,7 +2,8 @@
 
 ``VIDEOLLM_KERNELS`` (read at every call, so tests and users can flip it at run time):
 
-- ``auto`` (default): the Triton kernel when the inputs are CUDA tensors and Triton imports, else the reference.
+- ``auto`` (default): the Triton kernel when the inputs are CUDA tensors, Triton imports and the caller does not know
+  the PyTorch path to be faster at this size (``faster=False``), else the reference / PyTorch path.
 - ``triton``: always the kernel. On CPU tensors this needs Triton's interpreter (``TRITON_INTERPRET=1`` set before
   the first kernel module is imported), which is how the tests run the kernels without a GPU.
 - ``reference``: always the PyTorch reference.
@@ -42,8 +43,11 @@ def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def use_triton(*tensors: torch.Tensor) -> bool:
+def use_triton(*tensors: torch.Tensor, faster: bool = True) -> bool:
     """Whether an op called on ``tensors`` should run its Triton kernel (see the module docstring).
+
+    ``faster``: whether the kernel measured faster than the PyTorch path at this call's size; ``auto`` then keeps
+    PyTorch (``triton`` still forces the kernel).
 
     Raises:
         UsageError: ``VIDEOLLM_KERNELS=triton`` but Triton is missing, or the tensors are on CPU and the
@@ -54,7 +58,7 @@ def use_triton(*tensors: torch.Tensor) -> bool:
     if backend == "reference":
         return False
     if backend == "auto":
-        return on_cuda and triton_available()
+        return faster and on_cuda and triton_available()
     if not triton_available():
         raise UsageError(f"{ENV_VAR}=triton but the triton package is not installed (pip install 'videollm[kernels]')")
     if not on_cuda and not interpreting():

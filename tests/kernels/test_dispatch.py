@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import videollm_kernels
@@ -19,6 +21,29 @@ def test_auto_uses_reference_on_cpu(monkeypatch):
 def test_reference_is_forced(monkeypatch):
     monkeypatch.setenv("VIDEOLLM_KERNELS", "reference")
     assert not _dispatch.use_triton(torch.zeros(1))
+
+
+def test_auto_on_cuda_keeps_pytorch_where_it_is_faster(monkeypatch):
+    """On CUDA tensors ``auto`` runs the kernel only where the caller says it measured faster; ``triton`` forces it."""
+    monkeypatch.setattr(_dispatch, "triton_available", lambda: True)
+    cuda_like = SimpleNamespace(is_cuda=True)  # use_triton reads only .is_cuda
+    monkeypatch.delenv("VIDEOLLM_KERNELS", raising=False)
+    assert _dispatch.use_triton(cuda_like)
+    assert not _dispatch.use_triton(cuda_like, faster=False)
+    monkeypatch.setenv("VIDEOLLM_KERNELS", "triton")
+    assert _dispatch.use_triton(cuda_like, faster=False)
+
+
+def test_bridge_asks_for_the_kernel_only_for_few_queries_over_long_caches(monkeypatch):
+    from videollm.bridge import layers
+
+    asked = []
+    monkeypatch.setattr(layers, "use_triton", lambda *t, faster=True: asked.append(faster) or False)
+    block = layers.AttentionBlock(16, 2, 0.0, 1e-12).eval()
+    with torch.no_grad():
+        block(torch.randn(1, 300, 16))  # self-attention over 300 tokens: SDPA measured faster
+        block(torch.randn(1, 32, 16), torch.randn(1, layers.KERNEL_FROM_KEYS, 16))  # retrieval over a long cache
+    assert asked == [False, True]
 
 
 def test_forced_triton_runs_the_kernel(force_triton, monkeypatch):

@@ -1,7 +1,8 @@
 """Building blocks of the memory bridge: fp32 LayerNorm, post-LN attention block, BERT-style layer, retriever.
 
 Attention goes through ``F.scaled_dot_product_attention``, or, on a GPU with Triton (``VIDEOLLM_KERNELS``, see
-``videollm_kernels``), through the project's flash-attention kernel when no mask or dropout is involved. Both keep
+``videollm_kernels``), through the project's flash-attention kernel when no mask or dropout is involved and the call
+is one where the kernel measured faster: few queries over a long memory cache (retrieval). Both keep
 the softmax statistics in fp32 even for bf16 inputs, and ``FP32LayerNorm`` does the same for the norms, so the blocks can run
 under ``torch.autocast`` without losing precision where it matters.
 """
@@ -12,6 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from videollm_kernels import flash_attention, use_triton
+
+# Where the Triton kernel beat PyTorch's SDPA on an H100 (bf16, 8 heads x Dh 128, benchmarks/kernels.py and
+# kernel_tuning.py): 32 memory queries over 32,000 cached keys 0.25-0.28 ms vs 0.40-0.45 ms. SDPA was faster for
+# the bridge's self-attention (1184 tokens: 0.05 vs 0.14-0.18 ms) and for caches of 320 and 3,200 keys, so ``auto``
+# keeps SDPA there. 16,384 lies between the measured sizes.
+KERNEL_FROM_KEYS = 16384
+KERNEL_UP_TO_QUERIES = 64
 
 
 class FP32LayerNorm(nn.LayerNorm):
@@ -85,7 +93,8 @@ class AttentionBlock(nn.Module):
         q = self._split(self.q_proj(x))  # (B, H, Nq, hd)
         k, v = self._split(keys), self._split(values)  # (B, H, Nk, hd)
         dropout = self.attn_dropout if self.training else 0.0
-        if key_mask is None and dropout == 0.0 and use_triton(q, k, v):
+        faster = k.shape[2] >= KERNEL_FROM_KEYS and q.shape[2] <= KERNEL_UP_TO_QUERIES
+        if key_mask is None and dropout == 0.0 and use_triton(q, k, v, faster=faster):
             out = flash_attention(q, k, v)  # (B, H, Nq, hd), the Triton kernel (GPU, or forced)
         else:
             mask = key_mask[:, None, None, :] if key_mask is not None else None  # (B, 1, 1, Nk)
