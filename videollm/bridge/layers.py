@@ -15,10 +15,9 @@ from torch import Tensor, nn
 from videollm_kernels import flash_attention, use_triton
 
 # Where the Triton kernel beat PyTorch's SDPA on an H100 (bf16, 8 heads x Dh 128, benchmarks/kernels.py and
-# kernel_tuning.py): 32 memory queries over 32,000 cached keys 0.24-0.28 ms in 4 of 6 runs (0.45-0.64 ms in 2, with
-# a busy host) vs 0.40-0.47 ms. SDPA was faster for
-# the bridge's self-attention (1184 tokens: 0.05 vs 0.14-0.18 ms) and for caches of 320 and 3,200 keys, so ``auto``
-# keeps SDPA there. 16,384 lies between the measured sizes.
+# kernel_tuning.py): 32 memory queries over 32,000 cached keys, 0.24-0.28 ms in 4 of 6 runs (0.45-0.64 ms in 2) vs
+# SDPA's 0.40-0.47 ms. SDPA was faster for the bridge's self-attention (1184 tokens: 0.05 vs 0.14-0.18 ms) and for
+# caches of 320 and 3,200 keys, so ``auto`` keeps SDPA there. 16,384 lies between the measured sizes.
 KERNEL_FROM_KEYS = 16384
 KERNEL_UP_TO_QUERIES = 64
 
