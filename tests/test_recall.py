@@ -154,8 +154,8 @@ def test_without_recall_or_grounded_words_the_last_readout_answers(model: VideoL
         assert plan(model, state, "what colour is the circle in the first scene?").how == "now"
     finally:
         model.config.recall = True
-    # "how many scenes are there" names no scene and has no world word
-    decision = plan(model, state, "how many scenes are there?")
+    # "how many objects are there" names no scene and has no world word
+    decision = plan(model, state, "how many objects are there?")
     assert (decision.scene, decision.how) == (3, "now")
     # a memory saved before scenes were kept answers as before, after the last scene
     old = watched(model)
@@ -163,6 +163,31 @@ def test_without_recall_or_grounded_words_the_last_readout_answers(model: VideoL
     assert plan(model, old, "what colour is the circle in the first scene?").how == "now"
     # a one-scene video has nothing to choose from
     assert plan(model, watched(model, 1), "what colour is the circle in the first scene?").how == "now"
+
+
+@pytest.mark.parametrize(("question", "counted"), [
+    ("how many scenes are there?", True),
+    ("How many shots does the video have?", True),
+    ("how many scenes are in this video?", True),
+    ("how many scenes?", True),
+    ("how many scenes show a red circle?", False),  # a filtered count: no segment count answers it
+    ("how many objects are in the 2nd scene?", False),
+    ("how many objects are there?", False),
+])
+def test_questions_about_the_number_of_scenes_are_answered_by_counting(model: VideoLLM, question: str,
+                                                                       counted: bool) -> None:
+    state = watched(model)  # 4 segments
+    pieces, decision = answer(model, state, question, max_new_tokens=4)
+    text_ = "".join(pieces)
+    assert (decision.how == "counted") == counted
+    if counted:
+        assert text_ == "4" and decision.candidates == ()
+        assert decision.where(state) == "the 4 scenes SceneTiling found"
+    model.config.recall = False  # the no-recall ablation answers from the last readout, like any question
+    try:
+        assert plan(model, state, question).how == "now"
+    finally:
+        model.config.recall = True
 
 
 def test_content_words_and_caption_clauses_bind_words_about_one_object() -> None:

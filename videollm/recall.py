@@ -21,6 +21,10 @@ rebuilt (``MemoryBridge.readout(state, at=k)``) at no vision cost. Recall picks 
    that scene and from the next (previous) one, which may show the answer, and the answer the LLM is surer of (mean
    token log-likelihood) wins; any other question from that scene alone.
 3. **Nothing to go on** (no scene named, no caption or grounded word matches): the readout now, as without recall.
+
+A question about the number of scenes ("how many scenes are there?") spans the whole video, and no one scene's
+readout holds the answer (the LLM answered "1" to every such question of the 8x and 32x evaluation videos): recall
+answers it with the number of segments SceneTiling cut the video into (``SCENE_COUNT``, ``how="counted"``).
 """
 
 from __future__ import annotations
@@ -91,6 +95,13 @@ def scene_reference(question: str, segments: Sequence[SegmentRecord]) -> int | N
     if first != last:
         return 0 if first else n - 1
     return None
+
+
+SCENE_COUNT = re.compile(
+    r"\bhow many (?:different |distinct |separate )?(?:scenes|shots)"
+    r"(?: are there| (?:are |were )?(?:there )?in (?:the|this) (?:video|clip)| does (?:the|this) (?:video|clip) (?:have|"
+    r"contain))?\s*\??\s*$"
+)
 
 
 _ADVERB_RIGHT = re.compile(r"\bright\s+(after|before)\b")
@@ -263,8 +274,8 @@ class Recalled:
     Attributes:
         scene: index of the segment whose readout the answer was read from.
         how: "named" (the question names it), "captions" (its words match a clause of that scene's caption best),
-            "words" (no caption matches: best word match of the scene tokens), or "now" (the readout after the last
-            scene).
+            "words" (no caption matches: best word match of the scene tokens), "now" (the readout after the last
+            scene), or "counted" (a question about the number of scenes, answered by counting them; no readout).
         candidates: the segments whose readouts were tried.
     """
 
@@ -274,6 +285,8 @@ class Recalled:
 
     def where(self, state: BridgeState) -> str:
         """ "scene 2 of 4 (4.5–8.5 s)": the scene answered from, in the state's segment table."""
+        if self.how == "counted":
+            return f"the {state.num_segments} scenes SceneTiling found"
         seg = state.segments[self.scene]
         return f"scene {self.scene + 1} of {state.num_segments} ({seg.start_time:.1f}–{seg.end_time:.1f} s)"
 
@@ -344,6 +357,8 @@ def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = N
     """Which scene(s) to answer ``question`` from (see the module docstring and ``neighbours``)."""
     n = state.num_segments
     kept = state.scenes is not None and (state.memories is not None or not model.bridge.config.keeps_memories)
+    if model.config.recall and SCENE_COUNT.search(question.lower()):
+        return Recalled(n - 1, "counted", ())
     if n <= 1 or not model.config.recall or not kept:  # a state saved before scenes were kept cannot recall
         return Recalled(n - 1, "now", (n - 1,))
     named = scene_reference(question, state.segments)
@@ -372,9 +387,12 @@ def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[s
 
     Returns:
         (iterator of answer pieces, the recall decision). With one candidate scene the answer streams token by
-        token; with two, both are generated and the one with the higher mean log-likelihood is returned whole.
+        token; with two, both are generated and the one with the higher mean log-likelihood is returned whole; a
+        question about the number of scenes is answered with it.
     """
     decision = plan(model, state, question)
+    if decision.how == "counted":
+        return iter([str(state.num_segments)]), decision
     if len(decision.candidates) == 1:
         visual = model.project_state(state, at=decision.scene)
         return model.chat(visual, list(history), question, max_new_tokens=max_new_tokens, **generate_kwargs), decision

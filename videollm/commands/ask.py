@@ -43,6 +43,9 @@ def stream_answer(model, state, question: str, history, args: argparse.Namespace
     def note(decision) -> None:
         how = {"named": "the scene it names", "captions": "the scene its words match in the scene captions",
                "words": "the scene its words match", "now": "the last scene"}
+        if decision.how == "counted":
+            print(f"videollm: answered by counting {decision.where(state)}", file=sys.stderr, flush=True)
+            return
         print(f"videollm: answered from {how[decision.how]}: {decision.where(state)}", file=sys.stderr, flush=True)
 
     captioned = len(state.extra.get("captions", []))
