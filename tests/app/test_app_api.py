@@ -59,6 +59,8 @@ def test_watch_then_chat_reuses_the_memory(client, app_server) -> None:
     assert f"of {scenes} (" in turns[3][1]
     chat = client.predict(api_name="/summarize")
     assert len(chat) == 6 and _texts(chat)[4] == ("user", "Summarize the video.")
+    _, chat = client.predict("How many scenes are there?", api_name="/ask_video")  # counted, not read
+    assert _texts(chat)[-1][1] == f"{scenes}\n\n*answered by counting the {scenes} scenes SceneTiling found*"
     assert app_server.vision_calls[0] == encoded, "follow-up questions must not re-encode the video"
 
 
