@@ -143,9 +143,7 @@ def _source(state: Any, decisions: list[Any]) -> str:
     """ "answered from scene 2 of 4 (4.5–8.5 s)" for a video of several scenes; "" otherwise."""
     if not decisions or state.num_segments < 2:
         return ""
-    if decisions[0].how == "counted":
-        return f"answered by counting {decisions[0].where(state)}"
-    return f"answered from {decisions[0].where(state)}"
+    return decisions[0].source(state)
 
 
 def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str = "", samples: Samples | None = None,

@@ -290,6 +290,17 @@ class Recalled:
         seg = state.segments[self.scene]
         return f"scene {self.scene + 1} of {state.num_segments} ({seg.start_time:.1f}–{seg.end_time:.1f} s)"
 
+    def source(self, state: BridgeState, why: bool = False) -> str:
+        """ "answered from scene 2 of 4 (4.5–8.5 s)" or "answered by counting the 4 scenes SceneTiling found";
+        ``why`` adds how the scene was chosen ("answered from the scene it names: scene 2 of 4 ...")."""
+        if self.how == "counted":
+            return f"answered by counting {self.where(state)}"
+        return f"answered from {_HOW[self.how]}: {self.where(state)}" if why else f"answered from {self.where(state)}"
+
+
+_HOW = {"named": "the scene it names", "captions": "the scene its words match in the scene captions",
+        "words": "the scene its words match", "now": "the last scene"}
+
 
 @dataclass
 class SceneMatch:
@@ -349,7 +360,8 @@ def numbered_scene_check(model, state: BridgeState, question: str, named: int) -
         return named
     order = [named] + [named + s * d for d in range(1, NUMBERED_SLACK + 1) for s in (-1, 1)]
     order = [k for k in order if 0 <= k < state.num_segments]
-    matches = caption_matches(" ".join(sorted(asked)), [scene_captions(model, state)[k] for k in order])
+    captions = scene_captions(model, state)
+    matches = caption_matches(" ".join(sorted(asked)), [captions[k] for k in order])
     return order[int(matches.argmax())]  # argmax: the first of the best, so the named one on a tie
 
 

@@ -41,12 +41,7 @@ def stream_answer(model, state, question: str, history, args: argparse.Namespace
     from videollm.captioning import ask as ask_stream
 
     def note(decision) -> None:
-        how = {"named": "the scene it names", "captions": "the scene its words match in the scene captions",
-               "words": "the scene its words match", "now": "the last scene"}
-        if decision.how == "counted":
-            print(f"videollm: answered by counting {decision.where(state)}", file=sys.stderr, flush=True)
-            return
-        print(f"videollm: answered from {how[decision.how]}: {decision.where(state)}", file=sys.stderr, flush=True)
+        print(f"videollm: {decision.source(state, why=True)}", file=sys.stderr, flush=True)
 
     captioned = len(state.extra.get("captions", []))
     pieces = []
