@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
@@ -25,20 +23,8 @@ import torch.nn.functional as F
 from videollm_kernels.add_layer_norm.triton_impl import add_layer_norm_triton
 from videollm_kernels.flash_attention import triton_impl as fa
 
-
-def _time_ms(fn: Callable[[], object], reps: int) -> float:
-    fn()
-    cuda = torch.cuda.is_available()
-    if cuda:
-        torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+# benchmarks/kernels.py: this script's folder comes first on sys.path, before the repository's kernels/ package
+from kernels import _try_time_ms
 
 
 def _with_blocks(blocks: fa.Blocks, fn: Callable[[], object]) -> Callable[[], object]:
@@ -53,11 +39,8 @@ def _with_blocks(blocks: fa.Blocks, fn: Callable[[], object]) -> Callable[[], ob
 
 
 def _try(label: str, fn: Callable[[], object], reps: int) -> float:
-    try:
-        return _time_ms(fn, reps)
-    except Exception as exc:  # noqa: BLE001 - a config that does not fit (shared memory, registers) is a row
-        print(f"  {label}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        return float("nan")
+    """Median ms of ``fn`` on this machine's device (NaN when it fails: a config that does not fit is a row)."""
+    return _try_time_ms(label, fn, torch.device("cuda" if torch.cuda.is_available() else "cpu"), reps)[0]
 
 
 def _heads(b: int, n: int, h: int, d: int, dev, dtype) -> torch.Tensor:
