@@ -14,9 +14,12 @@ from videollm.errors import UsageError
 from videollm.train import TrainConfig, train
 from videollm.train.align import (
     MOTION_WORDS,
+    NEEDLE_WORD,
     align_loss,
     align_vocab,
+    grounded_words,
     scene_words,
+    word_id,
     word_targets,
     world_words,
 )
@@ -33,6 +36,9 @@ def test_scene_words_are_the_caption_attributes_in_order() -> None:
                       objects=(_obj("star", "red", "large", "bounce"), _obj("circle", "red", "small", "static")))
     assert scene_words(scene) == ["large", "red", "star", "bounces", "small", "circle", "still"]
     assert MOTION_WORDS["left"] == "left" and len(set(world_words())) == 3 + 8 + 8 + 8
+    needle = SceneSpec(num_frames=2, background=Background("checker"), objects=(_obj("star", "red", "large", "static"),))
+    assert scene_words(needle) == ["large", "red", "star", "still", NEEDLE_WORD]
+    assert grounded_words() == [*world_words(), NEEDLE_WORD]
 
 
 def test_align_loss_prefers_tokens_that_look_like_the_words() -> None:
@@ -69,6 +75,10 @@ def test_align_vocab_holds_every_world_word() -> None:
     assert all(t in ids for t in word_targets(tokenizer, [world_words()])[0])
     assert torch.equal(vocab, align_vocab(tokenizer, len(tokenizer), distractors=64, seed=1))
     assert vocab.tolist() == sorted(ids)
+    # recipes without needle clips keep the vocabulary they had; with them it gains the needle word
+    assert torch.equal(vocab, align_vocab(tokenizer, len(tokenizer), distractors=64, seed=1, words=world_words()))
+    with_needles = align_vocab(tokenizer, len(tokenizer), distractors=64, seed=1, words=grounded_words())
+    assert set(with_needles.tolist()) == ids | {word_id(tokenizer, NEEDLE_WORD)}
 
 
 def _recipe(tmp: Path, **changes) -> TrainConfig:

@@ -190,6 +190,43 @@ def test_world_examples_are_deterministic_and_grounded() -> None:
     assert all(not s.heldout for _, s in pool)
 
 
+def test_world_pool_needle_clips_are_captioned_and_asked_about() -> None:
+    from videollm.train.align import NEEDLE_WORD
+    from videollm.train.config import WorldSourceConfig
+    from videollm.train.data import WorldScenes, needle_key, scene_key
+    from videollm.world import scene_caption
+
+    src = WorldSourceConfig(scenes=4, needles=3, examples=60, seed=1, tasks={"caption": 0.5, "qa": 0.5},
+                            extra_qa_turns=0)
+    scenes = WorldScenes(src, cache=None, fps=2.0, max_frames=4)
+    assert scenes.keys == [scene_key(1, False, i) for i in range(4)] + [needle_key(1, i) for i in range(3)]
+    specs = [scenes.spec(i) for i in range(7)]
+    assert [s.scenes[0].tag for s in specs] == [""] * 4 + ["needle"] * 3
+    needle = specs[4].scenes[0]
+    assert specs[4].num_frames == 2 and needle.background.kind == "checker" and not specs[4].heldout
+    assert specs[4] == scenes.spec(4) and specs[4] != specs[5]  # seeded per index
+    examples = WorldExamples(src, [(torch.full((2, 1, 1), float(i)), s) for i, s in enumerate(specs)])
+    asked = captioned = 0
+    for i in range(len(examples)):
+        ex = examples[i]
+        last = specs[int(ex.segments[-1][0, 0, 0])].scenes[0]
+        if last.tag != "needle":
+            assert NEEDLE_WORD not in ex.words
+            continue
+        assert ex.words[-1] == NEEDLE_WORD and NEEDLE_WORD in ex.memory_words
+        question, answer = ex.messages[0]["content"].split("\n")[-1], ex.messages[1]["content"]
+        if question == prompts.CAPTION:
+            captioned += 1
+            assert answer == scene_caption(last)
+        else:
+            asked += 1
+            assert (question, answer) == (f"what colour was the {last.objects[0].shape} on the checkerboard?",
+                                          last.objects[0].colour)
+    assert asked and captioned
+    with pytest.raises(UsageError, match="needles"):
+        WorldSourceConfig(needles=-1)
+
+
 def test_read_conversations_formats(tmp_path: Path) -> None:
     data = [{"video": "a.mp4", "conversations": [{"from": "human", "value": "<video>\nWhat happens?"},
                                                  {"from": "gpt", "value": "A cat jumps."}]},

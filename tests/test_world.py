@@ -28,11 +28,14 @@ from videollm.world import (
     is_valid_combo,
     make_egoplan_sample,
     make_needle_video,
+    needle_object_scene,
+    needle_question,
     object_track,
     render_frames,
     render_scene,
     sample_attributes,
     sample_video_spec,
+    scene_caption,
     write_samples,
     write_video,
 )
@@ -262,6 +265,19 @@ def test_object_needle_question():
     needle = ground_truth(spec)["needle"]
     obj = spec.scenes[needle["scene"]].objects[0]
     assert needle["kind"] == "object" and needle["answer"] == obj.colour and obj.shape in needle["question"]
+
+
+def test_needle_object_scene_is_the_benchmark_needle():
+    # make_needle_video draws its object needle with needle_object_scene: the same draws give the same clip, so the
+    # needle clips a training pool adds look exactly like the benchmark's
+    spec = make_needle_video(np.random.default_rng(4), 0.0, haystack_seconds=0.5, needle="object")
+    k = ground_truth(spec)["needle"]["scene"]
+    rng = np.random.default_rng(4)
+    clip = needle_object_scene(rng, spec.scenes[k].num_frames)
+    assert clip == spec.scenes[k] and clip.background.kind == "checker" and clip.tag == "needle"
+    assert scene_caption(clip) == f"a large {clip.objects[0].colour} {clip.objects[0].shape} on a checkerboard"
+    assert needle_question(clip) == (f"what colour was the {clip.objects[0].shape} on the checkerboard?",
+                                     clip.objects[0].colour)
 
 
 def test_egoplan_json(tmp_path):

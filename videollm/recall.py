@@ -17,7 +17,7 @@ rebuilt (``MemoryBridge.readout(state, at=k)``) at no vision cost. Recall picks 
    scene's projected tokens are scored against the LM's embeddings of a fixed vocabulary, pooled over tokens
    (log-sum-exp, as the word-alignment training loss does, ``videollm.train.align``), and normalised over that
    vocabulary; a scene's score is the summed log-probability of the question's words among the words the bridge
-   was aligned to (``align.world_words``). A question about what came after (before) something is answered from
+   was aligned to (``align.grounded_words``). A question about what came after (before) something is answered from
    that scene and from the next (previous) one, which may show the answer, and the answer the LLM is surer of (mean
    token log-likelihood) wins; any other question from that scene alone.
 3. **Nothing to go on** (no scene named, no caption or grounded word matches): the readout now, as without recall.
@@ -149,11 +149,12 @@ class WordScorer:
     @classmethod
     def for_model(cls, model) -> WordScorer:
         """The scorer of a ``VideoLLM``: its LM's embeddings, the alignment vocabulary, the world's words."""
-        from videollm.train.align import align_vocab, word_id, world_words
+        from videollm.train.align import align_vocab, grounded_words, word_id
 
+        words = grounded_words()
         embeddings = model.lm.get_input_embeddings().weight
-        vocab = align_vocab(model.tokenizer, embeddings.shape[0])
-        return cls(embeddings, vocab, {w: word_id(model.tokenizer, w) for w in world_words()})
+        vocab = align_vocab(model.tokenizer, embeddings.shape[0], words=words)
+        return cls(embeddings, vocab, {w: word_id(model.tokenizer, w) for w in words})
 
     def question_ids(self, question: str) -> list[int]:
         """Token ids of the grounded words ``question`` contains, in order, without repeats.

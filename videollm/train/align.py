@@ -32,13 +32,20 @@ def word_id(tokenizer, word: str) -> int:
     return int(ids[0])
 
 
+# The needle clips' background (the one background a caption names: "a large red star on a checkerboard").
+NEEDLE_WORD = "checkerboard"
+
+
 def scene_words(scene) -> list[str]:
-    """Attribute words of a world ``SceneSpec`` (deduplicated, in order of appearance)."""
+    """Attribute words of a world ``SceneSpec`` (deduplicated, in order of appearance), then ``NEEDLE_WORD`` for a
+    scene on the needle checkerboard."""
     words: list[str] = []
     for obj in scene.objects:
         for word in (obj.size, obj.colour, obj.shape, MOTION_WORDS[obj.motion]):
             if word not in words:
                 words.append(word)
+    if scene.background.kind == "checker":
+        words.append(NEEDLE_WORD)
     return words
 
 
@@ -80,19 +87,26 @@ def world_words() -> list[str]:
     return [*SIZE_NAMES, *COLOUR_NAMES, *SHAPES, *(MOTION_WORDS[m] for m in MOTIONS)]
 
 
-def align_vocab(tokenizer, vocab_size: int, distractors: int = 1024, seed: int = 0) -> Tensor:
-    """The token ids target words compete against: every world attribute word plus a seeded sample of others.
+def grounded_words() -> list[str]:
+    """Every word a world scene's tokens can be aligned to: the attribute words and ``NEEDLE_WORD``."""
+    return [*world_words(), NEEDLE_WORD]
+
+
+def align_vocab(tokenizer, vocab_size: int, distractors: int = 1024, seed: int = 0,
+                words: Sequence[str] | None = None) -> Tensor:
+    """The token ids target words compete against: the target words plus a seeded sample of others.
 
     Args:
         tokenizer: the LM's tokenizer.
         vocab_size: rows of the LM's embedding matrix.
         distractors: how many other token ids to sample.
         seed: sampling seed (fixed, so a resumed run scores against the same words).
+        words: the target words (default ``world_words()``; recipes with needle clips add ``NEEDLE_WORD``).
 
     Returns:
         (K,) int64, sorted and unique.
     """
-    words = {word_id(tokenizer, w) for w in world_words()}
+    words = {word_id(tokenizer, w) for w in (world_words() if words is None else words)}
     generator = torch.Generator().manual_seed(seed)
     others = torch.randint(0, vocab_size, (distractors,), generator=generator).tolist()
     return torch.tensor(sorted(words | set(others)), dtype=torch.int64)

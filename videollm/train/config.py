@@ -42,6 +42,11 @@ class WorldSourceConfig:
         extra_qa_turns: further ground-truth questions appended as later turns of the same conversation (cheap:
             the visual tokens are paid once).
         weight: repeat factor of this source in an epoch (examples are multiplied by it).
+        needles: object needle clips added to the pool (``world.needle_object_scene``: one large still object on
+            the checkerboard that ordinary scenes never use, 1 s, training-split attributes). A clip whose last
+            scene is one is captioned "a large red star on a checkerboard", and its "qa" turn asks the needle
+            question ("what colour was the star on the checkerboard?"), so the model can name and read the clip
+            the needle-in-a-haystack benchmark hides (with held-out objects) in long videos.
     """
 
     kind: str = "world"
@@ -54,8 +59,11 @@ class WorldSourceConfig:
     tasks: dict[str, float] = field(default_factory=lambda: {"caption": 0.6, "summary": 0.1, "qa": 0.3})
     extra_qa_turns: int = 2
     weight: float = 1.0
+    needles: int = 0
 
     def __post_init__(self) -> None:
+        if self.needles < 0:
+            raise UsageError(f"world source: needles must be >= 0, got {self.needles}")
         if self.scenes < self.max_scenes or not 1 <= self.min_scenes <= self.max_scenes:
             raise UsageError(f"world source: need 1 <= min_scenes <= max_scenes <= scenes, got "
                              f"{self.min_scenes}, {self.max_scenes}, {self.scenes}")

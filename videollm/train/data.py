@@ -66,6 +66,10 @@ def scene_key(seed: int, heldout: bool, index: int) -> str:
     return f"world-scene:{seed}:{int(heldout)}:{index}"
 
 
+def needle_key(seed: int, index: int) -> str:
+    return f"world-needle:{seed}:{index}"
+
+
 def sample_pool_scene(seed: int, index: int, config, heldout: bool = False):
     """Pool scene ``index`` as a one-scene ``VideoSpec`` (independent of every other index)."""
     from videollm.world import VideoSpec, sample_scene
@@ -73,6 +77,15 @@ def sample_pool_scene(seed: int, index: int, config, heldout: bool = False):
     rng = np.random.default_rng([int(seed), 7, int(heldout), int(index)])
     scene = dataclasses.replace(sample_scene(rng, config, heldout), transition="end")
     return VideoSpec(config.width, config.height, float(config.fps), (scene,), heldout)
+
+
+def sample_pool_needle(seed: int, index: int, config):
+    """Needle clip ``index`` of a pool (training split) as a one-scene ``VideoSpec``: 1 s, as the benchmark's."""
+    from videollm.world import VideoSpec, needle_object_scene
+
+    rng = np.random.default_rng([int(seed), 13, int(index)])
+    scene = needle_object_scene(rng, max(1, round(config.fps)), heldout=False, transition="end")
+    return VideoSpec(config.width, config.height, float(config.fps), (scene,), False)
 
 
 class WorldScenes:
@@ -91,6 +104,14 @@ class WorldScenes:
         self.config = world_config(source, fps)
         self.max_frames = max_frames
         self.keys = [scene_key(source.seed, False, i) for i in range(source.scenes)]
+        self.keys += [needle_key(source.seed, i) for i in range(source.needles)]
+
+    def spec(self, index: int):
+        """Pool entry ``index`` as a one-scene ``VideoSpec``: the ordinary scenes, then the needle clips."""
+        n = self.source.scenes
+        if index < n:
+            return sample_pool_scene(self.source.seed, index, self.config)
+        return sample_pool_needle(self.source.seed, index - n, self.config)
 
     def missing(self) -> list[int]:
         return [i for i, key in enumerate(self.keys) if not self.cache.has(key)]
@@ -102,7 +123,7 @@ class WorldScenes:
 
         def items():
             for i in self.missing():
-                spec = sample_pool_scene(self.source.seed, i, self.config)
+                spec = self.spec(i)
                 keep = segment_frame_indices(0, spec.num_frames - 1, self.max_frames).numpy()
                 frames = np.stack(list(render_frames(spec)))[keep]  # (L, H, W, 3)
                 yield self.keys[i], frames, keep / spec.fps, {"spec": spec.to_dict()}
@@ -145,7 +166,7 @@ class WorldExamples:
         return max(1, round(self.source.examples * self.source.weight))
 
     def __getitem__(self, index: int) -> Example:
-        from videollm.world import VideoSpec, ground_truth
+        from videollm.world import VideoSpec, ground_truth, needle_question
 
         src = self.source
         rng = np.random.default_rng([int(src.seed), 11, int(index)])
@@ -163,6 +184,8 @@ class WorldExamples:
             turns = [(prompts.CAPTION, truth["scenes"][-1]["caption"])]
         elif task == "summary":
             turns = [(prompts.SUMMARY, truth["caption"])]
+        elif scenes[-1].tag == "needle":
+            turns = [needle_question(scenes[-1])]
         else:
             turns = [(qa[order[0]]["question"], qa[order[0]]["answer"])]
             order = order[1:]

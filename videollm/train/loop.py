@@ -306,9 +306,11 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     raw = accelerator.unwrap_model(model)
     vocab = None
     if config.align_weight or config.memory_align_weight:
-        from videollm.train.align import align_vocab
+        from videollm.train.align import align_vocab, grounded_words, world_words
 
-        vocab = align_vocab(raw.tokenizer, raw.lm.get_input_embeddings().weight.shape[0]).to(raw.device)
+        needles = any(isinstance(src, WorldSourceConfig) and src.needles for src in config.data)
+        words = grounded_words() if needles else world_words()
+        vocab = align_vocab(raw.tokenizer, raw.lm.get_input_embeddings().weight.shape[0], words=words).to(raw.device)
     raw.train()
     raw.lm.train(config.train_lm)
     bar = tqdm(total=target, initial=step, unit="step", desc="train",

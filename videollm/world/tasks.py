@@ -42,6 +42,22 @@ def _partition(rng: np.random.Generator, total: int, lo: int, hi: int) -> list[i
     return [int(v) for v in lengths]
 
 
+def needle_object_scene(rng: np.random.Generator, num_frames: int, heldout: bool = False,
+                        transition: str = "cut") -> SceneSpec:
+    """An object needle clip: one large still object centred on the checkerboard (caption "a large red star on a
+    checkerboard", question "what colour was the star on the checkerboard?").
+
+    Args:
+        rng: the random generator (draws the shape and colour).
+        num_frames: clip length in frames.
+        heldout: the object from the held-out split.
+        transition: how the clip ends.
+    """
+    shape, colour, _ = sample_attributes(rng, heldout, motion="static")
+    obj = ObjectSpec(shape=shape, colour=colour, size="large", motion="static", radius=SIZES["large"], x=0.5, y=0.5)
+    return SceneSpec(num_frames, NEEDLE_BACKGROUND, (obj,), transition, tag="needle")
+
+
 def make_needle_video(
     rng: np.random.Generator,
     depth: float,
@@ -88,10 +104,7 @@ def make_needle_video(
         word = NEEDLE_WORDS[int(rng.integers(len(NEEDLE_WORDS)))]
         scenes.append(SceneSpec(n_needle, NEEDLE_BACKGROUND, (), "cut", text=word, tag="needle"))
     else:
-        shape, colour, _ = sample_attributes(rng, heldout, motion="static")
-        obj = ObjectSpec(shape=shape, colour=colour, size="large", motion="static", radius=SIZES["large"],
-                         x=0.5, y=0.5)
-        scenes.append(SceneSpec(n_needle, NEEDLE_BACKGROUND, (obj,), "cut", tag="needle"))
+        scenes.append(needle_object_scene(rng, n_needle, heldout))
     for n in _partition(rng, hay - before, lo, hi):
         # Right after the needle any background will do: no ordinary scene is a checkerboard.
         previous = None if scenes[-1].tag == "needle" else scenes[-1]

@@ -53,6 +53,13 @@ def _r4(x: float) -> float:
     return round(float(x), 4)
 
 
+def needle_question(scene: SceneSpec) -> tuple[str, str]:
+    """(question, answer) of a needle clip: the word written on it, or the colour of its object."""
+    if scene.text:
+        return "what word was written on the screen?", scene.text
+    return f"what colour was the {scene.objects[0].shape} on the checkerboard?", scene.objects[0].colour
+
+
 def needle_truth(spec: VideoSpec) -> dict | None:
     """The needle clip's span, depth, question and answer, or None when the video has no needle scene."""
     starts = spec.scene_starts
@@ -61,11 +68,7 @@ def needle_truth(spec: VideoSpec) -> dict | None:
             continue
         start, end = starts[k], starts[k] + scene.num_frames - 1
         hay = spec.num_frames - scene.num_frames
-        if scene.text:
-            question, answer = "what word was written on the screen?", scene.text
-        else:
-            question = f"what colour was the {scene.objects[0].shape} on the checkerboard?"
-            answer = scene.objects[0].colour
+        question, answer = needle_question(scene)
         return {
             "scene": k,
             "start_frame": start,
