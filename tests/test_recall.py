@@ -199,6 +199,10 @@ def test_content_words_and_caption_clauses_bind_words_about_one_object() -> None
                 "a medium red circle moves up and a green star grows", "", "a red circle"]
     assert caption_matches("how big is the red circle?", captions).tolist() == [1.0, 2.0, 0.0, 2.0]
     assert caption_matches("what is there?", captions).tolist() == [0.0, 0.0, 0.0, 0.0]
+    # the needle question names its clip by the background its caption holds: a haystack star matches one word
+    needle = "what colour was the star on the checkerboard?"
+    hay = ["a large cyan star moves left", "a large red star on a checkerboard", "a small red circle spins"]
+    assert caption_matches(needle, hay).tolist() == [1.0, 2.0, 0.0]
 
 
 def test_scene_captions_use_stored_ones_caption_the_rest_once_and_keep_them(model: VideoLLM, monkeypatch,
