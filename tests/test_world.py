@@ -273,7 +273,7 @@ def test_needle_object_scene_is_the_benchmark_needle():
     spec = make_needle_video(np.random.default_rng(4), 0.0, haystack_seconds=0.5, needle="object")
     k = ground_truth(spec)["needle"]["scene"]
     rng = np.random.default_rng(4)
-    clip = needle_object_scene(rng, spec.scenes[k].num_frames)
+    clip = needle_object_scene(rng, spec.fps)
     assert clip == spec.scenes[k] and clip.background.kind == "checker" and clip.tag == "needle"
     assert scene_caption(clip) == f"a large {clip.objects[0].colour} {clip.objects[0].shape} on a checkerboard"
     assert needle_question(clip) == (f"what colour was the {clip.objects[0].shape} on the checkerboard?",

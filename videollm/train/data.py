@@ -84,7 +84,7 @@ def sample_pool_needle(seed: int, index: int, config):
     from videollm.world import VideoSpec, needle_object_scene
 
     rng = np.random.default_rng([int(seed), 13, int(index)])
-    scene = needle_object_scene(rng, max(1, round(config.fps)), heldout=False, transition="end")
+    scene = needle_object_scene(rng, config.fps, heldout=False, transition="end")
     return VideoSpec(config.width, config.height, float(config.fps), (scene,), False)
 
 

@@ -42,20 +42,25 @@ def _partition(rng: np.random.Generator, total: int, lo: int, hi: int) -> list[i
     return [int(v) for v in lengths]
 
 
-def needle_object_scene(rng: np.random.Generator, num_frames: int, heldout: bool = False,
+def needle_frames(fps: float) -> int:
+    """Frames of a needle clip: 1 second."""
+    return max(1, round(fps))
+
+
+def needle_object_scene(rng: np.random.Generator, fps: float, heldout: bool = False,
                         transition: str = "cut") -> SceneSpec:
-    """An object needle clip: one large still object centred on the checkerboard (caption "a large red star on a
-    checkerboard", question "what colour was the star on the checkerboard?").
+    """An object needle clip: one large still object centred on the checkerboard for 1 s (caption "a large red star
+    on a checkerboard", question "what colour was the star on the checkerboard?").
 
     Args:
         rng: the random generator (draws the shape and colour).
-        num_frames: clip length in frames.
+        fps: frame rate of the video it goes in.
         heldout: the object from the held-out split.
         transition: how the clip ends.
     """
     shape, colour, _ = sample_attributes(rng, heldout, motion="static")
     obj = ObjectSpec(shape=shape, colour=colour, size="large", motion="static", radius=SIZES["large"], x=0.5, y=0.5)
-    return SceneSpec(num_frames, NEEDLE_BACKGROUND, (obj,), transition, tag="needle")
+    return SceneSpec(needle_frames(fps), NEEDLE_BACKGROUND, (obj,), transition, tag="needle")
 
 
 def make_needle_video(
@@ -99,12 +104,12 @@ def make_needle_video(
     if scenes and scenes[-1].transition != "cut":
         s = scenes[-1]
         scenes[-1] = SceneSpec(s.num_frames, s.background, s.objects, "cut", s.text, s.tag)
-    n_needle = max(1, round(fps))
+    n_needle = needle_frames(fps)
     if needle == "text":
         word = NEEDLE_WORDS[int(rng.integers(len(NEEDLE_WORDS)))]
         scenes.append(SceneSpec(n_needle, NEEDLE_BACKGROUND, (), "cut", text=word, tag="needle"))
     else:
-        scenes.append(needle_object_scene(rng, n_needle, heldout))
+        scenes.append(needle_object_scene(rng, fps, heldout))
     for n in _partition(rng, hay - before, lo, hi):
         # Right after the needle any background will do: no ordinary scene is a checkerboard.
         previous = None if scenes[-1].tag == "needle" else scenes[-1]
