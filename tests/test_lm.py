@@ -543,3 +543,38 @@ def test_lm_loss_equals_full_logits_loss(loaded) -> None:
     torch.testing.assert_close(grad_ours, grad_ref)
     none = lm_loss(model, embeds, batch["attention_mask"], torch.full_like(batch["labels"], IGNORE_INDEX))
     assert float(none.detach()) == 0.0 and none.requires_grad
+
+
+class _OldCacheNames(torch.nn.Module):
+    """A causal LM as transformers before 5.2x spelt it: the cache goes in and comes out as ``past_key_values``."""
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, use_cache=None, logits_to_keep=0):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=torch.zeros(1, 1, 3), past_key_values=("next", past_key_values))
+
+
+class _Wrapped(torch.nn.Module):
+    """Stands in for a PEFT model: forward takes ``**kwargs``, the wrapped model's class names the cache."""
+
+    def __init__(self, base: torch.nn.Module) -> None:
+        super().__init__()
+        self.base = base
+
+    def get_base_model(self) -> torch.nn.Module:
+        return self.base
+
+    def forward(self, **kwargs):
+        return self.base(**kwargs)
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_generation_passes_the_cache_by_the_models_own_name(wrap: bool) -> None:
+    from videollm.lm.generation import _forward
+
+    model = _Wrapped(_OldCacheNames()) if wrap else _OldCacheNames()
+    mask = torch.ones(1, 1, dtype=torch.long)
+    _, cache = _forward(model, mask, torch.zeros(1, 1, dtype=torch.long), "previous", None,
+                        input_ids=torch.zeros(1, 1, dtype=torch.long))
+    assert cache == ("next", "previous")

@@ -8,6 +8,7 @@ leak them into the consumer's code while the generator is suspended.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +29,21 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
+def _cache_argument(model: PreTrainedModel) -> str:
+    """The name the model's forward takes the key/value cache under: ``cache`` since transformers renamed
+    ``past_key_values`` (5.2x; the old name is a deprecated alias until 5.40), ``past_key_values`` before that.
+    A PEFT wrapper forwards ``**kwargs``, so the wrapped model's class is asked."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    name = _CACHE_ARGUMENT.get(type(base))
+    if name is None:
+        params = inspect.signature(type(base).forward).parameters
+        name = _CACHE_ARGUMENT[type(base)] = "cache" if "cache" in params else "past_key_values"
+    return name
+
+
+_CACHE_ARGUMENT: dict[type, str] = {}
+
+
 @torch.no_grad()
 def _forward(
     model: PreTrainedModel,
@@ -46,12 +62,15 @@ def _forward(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            cache=cache,
             use_cache=True,
             # Only the last position's logits are needed while generating: skip the (T, V) head matmul.
             logits_to_keep=1 if last_only else 0,
+            **{_cache_argument(model): cache},
         )
-    return out.logits.float(), out.cache
+    cache = getattr(out, "cache", None)  # the output field was renamed with the argument
+    if cache is None:
+        cache = getattr(out, "past_key_values", None)
+    return out.logits.float(), cache
 
 
 def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
