@@ -298,8 +298,13 @@ def test_shipped_checkpoint_loads() -> None:
 def test_recorded_experiment_recipes_still_parse() -> None:
     """The not-shipped runs the checkpoint README reports keep loading as recipes (fields renamed later would fail)."""
     recipes = sorted((SHIPPED / "experiments").glob("*.json"))
-    assert [p.name for p in recipes] == ["memalign-B1.json", "memlast-A.json", "memlast-B2.json"]
-    for path in recipes:
+    assert [p.name for p in recipes] == [
+        "folded-needles.json", "memalign-B1.json", "memlast-A.json", "memlast-B2.json"]
+    folded = TrainConfig.load(recipes[0])
+    shipped_stage2 = TrainConfig.load("embedded-lm")
+    assert folded.data[0].needles == 400 and shipped_stage2.data[0].needles == 0
+    assert (folded.steps, folded.lr, folded.seed) == (shipped_stage2.steps, shipped_stage2.lr, shipped_stage2.seed)
+    for path in recipes[1:]:
         recipe = TrainConfig.load(path)
         assert recipe.model_overrides["bridge"]["readout"] == "memory_last_segment"
         assert recipe.memory_align_weight > 0
