@@ -546,7 +546,7 @@ def test_lm_loss_equals_full_logits_loss(loaded) -> None:
 
 
 class _OldCacheNames(torch.nn.Module):
-    """A causal LM as transformers before 5.2x spelt it: the cache goes in and comes out as ``past_key_values``."""
+    """A causal LM as transformers 5.17 and earlier spell it: the cache goes in and comes out as ``past_key_values``."""
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, logits_to_keep=0):

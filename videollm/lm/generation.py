@@ -30,8 +30,8 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
 
 
 def _cache_argument(model: PreTrainedModel) -> str:
-    """The name the model's forward takes the key/value cache under: ``cache`` since transformers renamed
-    ``past_key_values`` (5.2x; the old name is a deprecated alias until 5.40), ``past_key_values`` before that.
+    """The name the model's forward takes the key/value cache under: ``cache`` once transformers renamed
+    ``past_key_values`` (after 5.17, by 5.24; the old name is a deprecated alias until 5.40), else ``past_key_values``.
     A PEFT wrapper forwards ``**kwargs``, so the wrapped model's class is asked."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     name = _CACHE_ARGUMENT.get(type(base))
