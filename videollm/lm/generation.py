@@ -8,6 +8,7 @@ leak them into the consumer's code while the generator is suspended.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -34,14 +35,12 @@ def _cache_argument(model: PreTrainedModel) -> str:
     ``past_key_values`` (after 5.17, by 5.24; the old name is a deprecated alias until 5.40), else ``past_key_values``.
     A PEFT wrapper forwards ``**kwargs``, so the wrapped model's class is asked."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    name = _CACHE_ARGUMENT.get(type(base))
-    if name is None:
-        params = inspect.signature(type(base).forward).parameters
-        name = _CACHE_ARGUMENT[type(base)] = "cache" if "cache" in params else "past_key_values"
-    return name
+    return _cache_argument_of(type(base))
 
 
-_CACHE_ARGUMENT: dict[type, str] = {}
+@functools.cache
+def _cache_argument_of(cls: type) -> str:
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
 
 
 @torch.no_grad()
