@@ -1,6 +1,6 @@
 """Kernels vs references vs PyTorch SDPA at the bridge's preset sizes: time, tokens/s and peak memory.
 
-Ops and sizes (DESIGN §3): bridge attention block (width 1024, 8 heads, Dh 128, N = 32 + 8 * 144 = 1184 tokens,
+Ops and sizes (docs/design.md §3): bridge attention block (width 1024, 8 heads, Dh 128, N = 32 + 8 * 144 = 1184 tokens,
 bf16 on GPU / fp32 on CPU); memory retrieval (32 memory queries over caches of 10, 100 and 1000 segments x 32
 tokens); SceneTiling scan (T = 1e5 and 1e6 frames, D = 384). Attention ops are timed forward and forward+backward.
 

@@ -1,6 +1,6 @@
 """Offline SceneTiling, vectorised: O(T) work, no Python loop over frames.
 
-The rule is the published VideoLLaMB one (DESIGN §2): similarities of neighbouring frames, TextTiling depth scores by
+The published VideoLLaMB rule (docs/design.md §2): similarities of neighbouring frames, TextTiling depth scores by
 hill climbing, a ``mean + alpha * std`` threshold, and at most ``max_cuts`` cuts. With ``min_len=1`` every function
 here returns exactly what the published nested-loop code returns (``scenetiling.reference`` transcribes it and the
 tests compare the two bit for bit); the only deliberate difference is ``T == 0``, where the published code returns

@@ -13,7 +13,7 @@ import torch
 
 # Hue, saturation, value. 8 value bins, not 4: grey pictures (no hue, no saturation) differ only in value, and with 4
 # bins cuts between two grey photographs fell below the depth threshold of long videos (7 of 96 cuts missed in the
-# 8x / 32x evaluation videos; 3 with 8 bins; runs/recall/histvar.py in the session-6 note).
+# 8x / 32x evaluation videos; 3 with 8 bins; an unshipped measurement, docs/experiments.md).
 DEFAULT_BINS = (8, 4, 8)
 DEFAULT_GRID = 64
 

@@ -1,4 +1,4 @@
-"""The published SceneTiling rule, transcribed loop for loop (DESIGN §2). For tests and benchmarks only.
+"""The published SceneTiling rule, transcribed loop for loop (docs/design.md §2). For tests and benchmarks only.
 
 This is the readable statement of the rule the fast code in ``scenetiling.core`` must reproduce: nested Python loops
 over 0-d tensors, O(N^2) in the worst case (a steadily falling or rising similarity curve), arithmetic in the

@@ -1,4 +1,4 @@
-"""Online SceneTiling: O(1) work and memory per frame (DESIGN §2, streaming).
+"""Online SceneTiling: O(1) work and memory per frame (docs/design.md §2, streaming).
 
 The published demo re-runs the offline rule over every frame seen so far at every new frame (quadratic). Here each
 frame adds one similarity; its depth score is the offline one exactly, known as soon as its right-hand climb ends

@@ -1,6 +1,6 @@
 """The composed model: vision encoder → segmentation → memory bridge → projector → language model.
 
-Data flow and shapes (DESIGN.md §1)::
+Data flow and shapes (docs/design.md §1)::
 
     frames (N, H, W, 3) uint8 ──vision──► cls (N, Dv), patches (N, gh, gw, Dv)
                               (or ──colour histogram──► cls (N, 256) when segmentation.feature is "histogram")

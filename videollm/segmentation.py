@@ -26,7 +26,7 @@ class SegmentationConfig(JsonConfig):
 
     Attributes:
         fps: frames per second sampled from the video before encoding.
-        mode: "scenetiling" (DESIGN §2) or "uniform" (fixed-length chunks, an ablation).
+        mode: "scenetiling" (docs/design.md §2) or "uniform" (fixed-length chunks, an ablation).
         feature: per-frame feature SceneTiling runs on: "cls" (published) or "histogram" (colour histogram).
         alpha: SceneTiling threshold: cut where depth > mean + alpha * std (larger alpha, fewer cuts).
         max_cuts: keep at most this many deepest cuts (published 15); None for no limit.

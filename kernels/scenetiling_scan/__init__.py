@@ -1,4 +1,4 @@
-"""SceneTiling similarities and depth scores (DESIGN §2) for long videos, Triton or reference."""
+"""SceneTiling similarities and depth scores (docs/design.md §2) for long videos, Triton or reference."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reference SceneTiling scan (DESIGN §2) in vectorised PyTorch: similarities, hill-climb peaks, depth scores."""
+"""Reference SceneTiling scan (docs/design.md §2), vectorised PyTorch: similarities, hill-climb peaks, depths."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def similarities_ref(features: torch.Tensor) -> torch.Tensor:
 
 
 def depth_scores_ref(sims: torch.Tensor) -> torch.Tensor:
-    """``depth_i = lpeak_i + rpeak_i - 2 s_i`` with the hill-climb peaks of DESIGN §2.
+    """``depth_i = lpeak_i + rpeak_i - 2 s_i`` with the hill-climb peaks of docs/design.md §2.
 
     ``lpeak_i = lpeak_{i-1} if s_{i-1} >= s_i else s_i`` (a NaN also stops the climb); ``rpeak`` is the mirror
     image scanning from the right.

@@ -1,4 +1,4 @@
-"""Memory bridge: recurrent memory tokens carried scene to scene, with retrieval over the memory cache (DESIGN.md §3).
+"""Memory bridge: recurrent memory tokens carried scene to scene, retrieval over the memory cache (docs/design.md §3).
 
 Public API::
 

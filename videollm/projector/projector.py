@@ -1,4 +1,4 @@
-"""Projector configs and builder (DESIGN.md §3: published projector is Linear(bridge width -> LLM hidden) + GELU)."""
+"""Projector configs and builder (docs/design.md §3: the published one is Linear(bridge width -> LLM hidden) + GELU)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A recipe names the model (a preset or a checkpoint directory, plus per-section overrides), its data sources, and the
 optimisation schedule. Shipped recipes live in ``videollm/train/presets/`` (``embedded``: the recipe of the shipped
-checkpoint; ``published``: the published VideoLLaMB schedule, DESIGN.md §3).
+checkpoint; ``published``: the published VideoLLaMB schedule, docs/design.md §3).
 """
 
 from __future__ import annotations

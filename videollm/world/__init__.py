@@ -1,4 +1,4 @@
-"""The synthetic video world: seeded, procedural videos with exact ground truth (DESIGN.md §6).
+"""The synthetic video world: seeded, procedural videos with exact ground truth (docs/design.md §6).
 
 Scenes separated by hard cuts (and some fades through black); each scene a background (flat, gradient, noise or a
 scikit-image photograph) and 1-3 outlined shapes with a colour, size and motion. Everything is a pure function of a
