@@ -17,11 +17,12 @@ import os
 # Gradio reads this when it is imported and at launch; the app must never phone home.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
+from .chat import ChatSession
 from .loading import ModelLoader
 from .samples import Samples, find_samples
 from .server import launch, offline_environment
 from .settings import AppLimits
-from .ui import ChatSession, build_demo
+from .ui import build_demo
 
 __all__ = ["AppLimits", "ChatSession", "ModelLoader", "Samples", "build_demo", "find_samples", "launch",
            "offline_environment"]

@@ -1,4 +1,4 @@
-"""Words and styles of the app: the header, the About panel and the CSS (kept apart from the wiring in ``ui``)."""
+"""Words and styles of the app: the header, the About panel and the CSS (kept apart from the tabs' wiring)."""
 
 from __future__ import annotations
 

@@ -191,7 +191,7 @@ def test_dance_from_a_generated_song_is_an_mp4_with_the_music(client, tmp_path: 
     import av
     import numpy as np
     from gradio_client import handle_file
-    from videollm_app.demos_tab import generated_clip
+    from videollm_app.tab_sequence_demos import generated_clip
 
     song = generated_clip("dance", tmp_path)
     status, video = client.predict(handle_file(str(song)), api_name="/dance")
@@ -207,7 +207,7 @@ def test_dance_from_a_generated_song_is_an_mp4_with_the_music(client, tmp_path: 
 
 def test_speech_words_from_a_generated_clip(client, tmp_path: Path) -> None:
     from gradio_client import handle_file
-    from videollm_app.demos_tab import generated_clip
+    from videollm_app.tab_sequence_demos import generated_clip
 
     from videollm.demos.speech.data import WORDS
 
@@ -243,7 +243,7 @@ def test_bad_audio_gets_a_clear_error(client, tmp_path: Path) -> None:
         client.predict(None, api_name="/dance")
     with pytest.raises(AppError, match=r"^image_000000.png: no sound in this file"):
         client.predict(handle_file(str(IMAGE)), False, api_name="/speech")
-    from videollm_app.demos_tab import generated_clip
+    from videollm_app.tab_sequence_demos import generated_clip
 
     status, _ = client.predict(handle_file(str(generated_clip("speech", tmp_path))), False, api_name="/speech")
     assert status.startswith("**Done:**"), "the server must keep working after bad uploads"

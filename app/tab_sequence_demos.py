@@ -1,6 +1,8 @@
 """The "Sequence demos" tab: a stick figure dancing to music, and command words recognised as speech streams in.
 
-Only file handling and display live here; the models are ``videollm.demos.dance`` and ``videollm.demos.speech``.
+Publishes ``/dance`` (audio file -> status, MP4 with the music) and ``/speech`` (audio file, real-time pace -> status,
+table of recognised words). Only file handling and display live here; the models are ``videollm.demos.dance`` and
+``videollm.demos.speech``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import gradio as gr
 from videollm.errors import UsageError, VideoError
 
 from . import media
+from .common import TabContext, status, user_errors
 from .settings import AppLimits
 
 _WORD_HEADERS = ["#", "Word", "Heard at (s)"]
@@ -79,22 +82,8 @@ def generated_clip(what: str, folder: str | os.PathLike, seed: int = 0) -> Path:
     return out
 
 
-def sequence_demos_tab(limits: AppLimits, workdir: Path, model_events: dict[str, Any],
-                       user_errors: Callable[[Callable], Callable], status: Callable[..., str]) -> None:
-    """Add the "Sequence demos" tab to the ``gr.Blocks`` being built (call inside ``with gr.Blocks()``).
-
-    Publishes ``/dance`` (audio file -> status, MP4 with the music) and ``/speech`` (audio file, real-time pace ->
-    status, table of recognised words), both under the app's shared model concurrency.
-
-    Args:
-        limits: the app's limits (upload size, longest audio).
-        workdir: the app's own folder (rendered videos, generated clips).
-        model_events: ``concurrency_id`` / ``concurrency_limit`` shared by every event that runs a model.
-        user_errors: the app's decorator turning ``VideollmError`` into a visible ``gr.Error``.
-        status: the app's status-line formatter ``status(message, kind)``.
-    """
-    from videollm.demos.dance import dance_from_audio, render_dance_video
-    from videollm.demos.speech import recognise_stream
+def build(ctx: TabContext) -> None:
+    """Add the "Sequence demos" tab to the ``gr.Blocks`` being built (call inside ``with gr.Blocks()``)."""
     from videollm.demos.speech.data import WORDS
 
     with gr.Tab("Sequence demos", id="demos"):
@@ -134,43 +123,53 @@ def sequence_demos_tab(limits: AppLimits, workdir: Path, model_events: dict[str,
                                        interactive=False, label="Words as they are recognised",
                                        elem_id="vl-speech-table")
 
-        @user_errors
-        def dance(audio: str | None):
-            duration = check_audio(audio, limits)
-            name = Path(audio).name
-            yield status(f"Dancing to **{name}** ({duration:.1f} s)…"), None
-            started = time.perf_counter()
-            poses, fps = dance_from_audio(audio)
-            out = media.new_file(workdir, "dance", ".mp4")
-            render_dance_video(poses, audio, out, fps=fps)
-            yield (status(f"{len(poses)} frames ({len(poses) / fps:.1f} s at {fps:g} fps) generated and rendered "
-                          f"in {time.perf_counter() - started:.1f} s.", "done"), str(out))
-
-        @user_errors
-        def speech(audio: str | None, realtime: bool):
-            duration = check_audio(audio, limits)
-            name = Path(audio).name
-            rows: list[list[Any]] = []
-            yield status(f"Listening to **{name}** ({duration:.1f} s)…"), rows
-            started = time.perf_counter()
-            for word, t_end in recognise_stream(audio):
-                if realtime:
-                    # Show each word when a live stream would have reached it, not as fast as the CPU allows.
-                    time.sleep(max(0.0, t_end - (time.perf_counter() - started)))
-                rows = [*rows, [len(rows) + 1, word, round(t_end, 2)]]
-                yield status(f"Heard **{word}** at {t_end:.2f} s…"), rows
-            heard = f"{len(rows)} word{'s' if len(rows) != 1 else ''}" if rows else "no command words"
-            yield status(f"{heard} in {duration:.1f} s of audio.", "done"), rows
-
-        @user_errors
-        def sample(what: str) -> str:
-            return str(generated_clip(what, workdir))
-
+        dance, speech, sample = _handlers(ctx)
+        events = ctx.model_events
         d_outputs = [d_status, d_video]
-        d_run.click(dance, [d_audio], d_outputs, api_name="dance", **model_events)
+        d_run.click(dance, [d_audio], d_outputs, api_name="dance", **events)
         d_sample.click(lambda: sample("dance"), None, [d_audio], api_name=False, concurrency_limit=4).success(
-            dance, [d_audio], d_outputs, api_name=False, **model_events)
+            dance, [d_audio], d_outputs, api_name=False, **events)
         s_outputs = [s_status, s_table]
-        s_run.click(speech, [s_audio, s_realtime], s_outputs, api_name="speech", **model_events)
+        s_run.click(speech, [s_audio, s_realtime], s_outputs, api_name="speech", **events)
         s_sample.click(lambda: sample("speech"), None, [s_audio], api_name=False, concurrency_limit=4).success(
-            speech, [s_audio, s_realtime], s_outputs, api_name=False, **model_events)
+            speech, [s_audio, s_realtime], s_outputs, api_name=False, **events)
+
+
+def _handlers(ctx: TabContext) -> tuple[Callable, Callable, Callable]:
+    """The "Dance" and "Recognise" handlers, and the one that writes a generated clip to try them on."""
+    from videollm.demos.dance import dance_from_audio, render_dance_video
+    from videollm.demos.speech import recognise_stream
+
+    @user_errors
+    def dance(audio: str | None):
+        duration = check_audio(audio, ctx.limits)
+        name = Path(audio).name
+        yield status(f"Dancing to **{name}** ({duration:.1f} s)…"), None
+        started = time.perf_counter()
+        poses, fps = dance_from_audio(audio)
+        out = media.new_file(ctx.workdir, "dance", ".mp4")
+        render_dance_video(poses, audio, out, fps=fps)
+        yield (status(f"{len(poses)} frames ({len(poses) / fps:.1f} s at {fps:g} fps) generated and rendered "
+                      f"in {time.perf_counter() - started:.1f} s.", "done"), str(out))
+
+    @user_errors
+    def speech(audio: str | None, realtime: bool):
+        duration = check_audio(audio, ctx.limits)
+        name = Path(audio).name
+        rows: list[list[Any]] = []
+        yield status(f"Listening to **{name}** ({duration:.1f} s)…"), rows
+        started = time.perf_counter()
+        for word, t_end in recognise_stream(audio):
+            if realtime:
+                # Show each word when a live stream would have reached it, not as fast as the CPU allows.
+                time.sleep(max(0.0, t_end - (time.perf_counter() - started)))
+            rows = [*rows, [len(rows) + 1, word, round(t_end, 2)]]
+            yield status(f"Heard **{word}** at {t_end:.2f} s…"), rows
+        heard = f"{len(rows)} word{'s' if len(rows) != 1 else ''}" if rows else "no command words"
+        yield status(f"{heard} in {duration:.1f} s of audio.", "done"), rows
+
+    @user_errors
+    def sample(what: str) -> str:
+        return str(generated_clip(what, ctx.workdir))
+
+    return dance, speech, sample

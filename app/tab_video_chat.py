@@ -1,0 +1,227 @@
+"""The "Video chat" tab: watch and caption a video (or load a saved memory), then ask, summarize, find scenes.
+
+Publishes ``/watch``, ``/load_memory``, ``/ask_video``, ``/summarize`` and ``/find_scenes``. The captions, the memory
+and the answers come from ``videollm.captioning``, ``videollm.memory`` and ``videollm.recall``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from videollm import prompts
+from videollm.errors import UsageError
+
+from . import media
+from .chat import ChatSession, answer_stream, display, loading_chat
+from .common import LOADING, TabContext, no_rows, playable_as_is, status, user_errors
+
+FIND_TOP = 5  # scenes listed by "Find scenes"
+_FOUND_HEADERS = ["Scene", "Start (s)", "End (s)", "Caption"]
+
+
+def build(ctx: TabContext) -> None:
+    """Add the "Video chat" tab to the ``gr.Blocks`` being built (call inside ``with gr.Blocks()``)."""
+    with gr.Tab("Video chat", id="video"):
+        v_session = gr.State(None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                v_video = playable_as_is(gr.Video(label="Video", sources=["upload"], include_audio=True,
+                                                  height=300, elem_id="vl-video"))
+                if ctx.samples.videos:
+                    gr.Examples([[p] for p in ctx.samples.videos], inputs=[v_video], label="Sample videos")
+                v_watch = gr.Button("Watch & caption", variant="primary")
+                with gr.Accordion("…or load a saved video memory", open=False):
+                    v_memory = gr.File(label="Memory file (.safetensors)", file_types=[".safetensors"])
+            with gr.Column(scale=3, min_width=420):
+                v_status = gr.Markdown("Upload a video or pick a sample, then press **Watch & caption**.",
+                                       elem_classes="vl-status")
+                v_timeline = gr.HTML(media.timeline_html([], 0.0), label="Timeline", elem_id="vl-timeline")
+                v_gallery = gr.Gallery(label="Scenes", columns=4, height=250, object_fit="contain",
+                                       allow_preview=True, elem_id="vl-gallery")
+                with gr.Accordion("SceneTiling curve", open=True):
+                    v_plot = gr.Image(label="Similarity and depth with the cuts", type="filepath", show_label=False,
+                                      interactive=False, height=260, elem_id="vl-plot")
+        v_chat = gr.Chatbot(label="Chat about the video", height=340,
+                            placeholder="Answers stream here. Follow-up questions reuse the video's memory.",
+                            elem_id="vl-chat")
+        with gr.Row():
+            v_question = gr.Textbox(placeholder="Ask about the video, e.g. What appeared first?",
+                                    show_label=False, scale=5)
+            v_send = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="vl-send")
+            v_summary = gr.Button("Summarize", scale=1, min_width=110)
+        with gr.Accordion("Find scenes", open=False):
+            with gr.Row():
+                v_find = gr.Textbox(placeholder="What to look for, e.g. red circle", show_label=False, scale=5,
+                                    elem_id="vl-find")
+                v_find_go = gr.Button("Find", scale=1, min_width=90)
+            v_found = gr.Dataframe(headers=_FOUND_HEADERS, datatype=["number", "number", "number", "str"],
+                                   interactive=False, wrap=True, elem_id="vl-found",
+                                   label="Scenes whose caption holds the words, best first")
+
+        check_video, watch = _watch_handlers(ctx)
+        ask_video, summarize_video = _chat_handlers(ctx)
+        events = ctx.model_events
+        v_outputs = [v_status, v_timeline, v_gallery, v_plot, v_chat, v_session]
+        # A cheap check first, so that a bad upload marks only the status line, not every output.
+        v_watch.click(check_video, [v_video], [v_status], api_name=False, concurrency_limit=4).success(
+            watch, [v_video], v_outputs, api_name="watch", **events).then(
+            no_rows, None, [v_found], api_name=False)  # found scenes of the previous video go
+        v_memory.upload(_memory_handler(ctx), [v_memory], v_outputs, api_name="load_memory", **events).then(
+            no_rows, None, [v_found], api_name=False)
+        ask_args = dict(fn=ask_video, inputs=[v_question, v_session], outputs=[v_question, v_chat, v_session],
+                        **events)
+        v_send.click(api_name="ask_video", **ask_args)
+        v_question.submit(api_name=False, **ask_args)
+        v_summary.click(summarize_video, [v_session], [v_chat, v_session], api_name="summarize", **events)
+        find_args = dict(fn=_find_handler(ctx), inputs=[v_find, v_session], outputs=[v_found], **events)
+        v_find_go.click(api_name="find_scenes", **find_args)
+        v_find.submit(api_name=False, **find_args)
+
+
+def _timeline(scenes: list[tuple[float, float, str]], duration: float) -> str:
+    return media.timeline_html([s[:2] for s in scenes], duration, [s[2] for s in scenes])
+
+
+def _watch_handlers(ctx: TabContext) -> tuple[Callable, Callable]:
+    """The upload check and the "Watch & caption" handler (scenes, captions and the SceneTiling plot, streamed)."""
+
+    @user_errors
+    def check_video(video: str | None) -> str:
+        meta = media.check_video(video, ctx.limits)
+        return status(f"Watching **{Path(video).name}** ({meta.duration:.1f} s)…")
+
+    @user_errors
+    def watch(video: str | None, progress: gr.Progress = gr.Progress()):  # noqa: B008 (Gradio's idiom)
+        from videollm import captioning
+        from videollm.memory import encode_video
+
+        meta = media.check_video(video, ctx.limits)
+        name = Path(video).name
+        if not ctx.loader.ready:
+            yield LOADING, media.timeline_html([], meta.duration), [], None, [], None
+        model = ctx.loader.get()
+        progress(0.0, desc="Watching")
+        started = time.perf_counter()
+        yield (status(f"Watching **{name}** ({meta.duration:.1f} s)…"),
+               media.timeline_html([], meta.duration), [], None, [], None)
+        scenes: list[tuple[float, float, str]] = []
+        gallery: list[tuple[str, str]] = []
+        # Encode once: the captions and the SceneTiling plot both use these features.
+        encoded = encode_video(model, video)
+        watched = captioning.caption_video(model, video, encoded=encoded)
+        for sc in watched:
+            scenes.append((sc.start, sc.end, sc.caption))
+            thumb = media.scene_thumbnails(video, [(sc.start, sc.end)], ctx.workdir)[0]
+            gallery.append((thumb, f"{media.span_label(sc.start, sc.end)} · {sc.caption.strip() or '…'}"))
+            progress(min(sc.end / max(meta.duration, 1e-6), 1.0), desc=f"Scene {sc.index + 1}")
+            elapsed = time.perf_counter() - started
+            yield (status(f"Scene {sc.index + 1} captioned in {sc.latency:.2f} s ({elapsed:.1f} s after Watch)…"),
+                   _timeline(scenes, meta.duration), gallery, None, [], None)
+        session = ChatSession(source=str(video), state=watched.state, scenes=scenes)
+        strip = _timeline(scenes, meta.duration)
+        took = time.perf_counter() - started
+        yield (status(f"{len(scenes)} scenes in {took:.1f} s; plotting the SceneTiling curve…"), strip,
+               gallery, None, [], session)
+        progress(1.0, desc="Plotting the SceneTiling curve")
+        plot = _scene_plot(ctx, encoded)
+        yield (status(f"{len(scenes)} scenes in {took:.1f} s. Ask away: questions reuse this memory.", "done"),
+               strip, gallery, plot, [], session)
+
+    return check_video, watch
+
+
+def _scene_plot(ctx: TabContext, encoded: Any) -> str:
+    import scenetiling
+
+    from videollm.segmentation import segment_ends
+
+    seg = ctx.loader.get().config.segmentation
+    out = media.new_file(ctx.workdir, "scenetiling", ".png")
+    scenetiling.plot(encoded.cls, segment_ends(encoded.cls, seg), out, times=encoded.times, alpha=seg.alpha)
+    return str(out)
+
+
+def _memory_handler(ctx: TabContext) -> Callable:
+    """The handler that loads a saved video memory: its scenes and captions are shown, no video is needed."""
+
+    @user_errors
+    def load_saved_memory(path: str | None):
+        from videollm.memory import load_memory
+
+        path = media.check_upload(path, ctx.limits, "memory")
+        if not ctx.loader.ready:
+            yield LOADING, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        state = load_memory(path, ctx.loader.get())
+        captions = [c.get("caption", "") for c in state.extra.get("captions", [])]
+        scenes = [(s.start_time, s.end_time, captions[k] if k < len(captions) else "")
+                  for k, s in enumerate(state.segments)]
+        duration = float(state.extra.get("duration", scenes[-1][1] if scenes else 0.0))
+        source = state.extra.get("video", Path(path).name)
+        session = ChatSession(source=str(source), state=state, scenes=scenes)
+        done = status(f"Loaded the memory of **{Path(str(source)).name}**: {len(scenes)} scenes, "
+                      "no video needed. Ask away.", "done")
+        yield done, _timeline(scenes, duration), [], None, [], session
+
+    return load_saved_memory
+
+
+def _chat_handlers(ctx: TabContext) -> tuple[Callable, Callable]:
+    """The handlers that answer a question about the watched video and summarize it, streaming into the chat."""
+    max_tokens = ctx.limits.max_new_tokens
+
+    @user_errors
+    def ask_video(question: str, session: ChatSession | None):
+        if session is None:
+            raise UsageError("watch a video (or load a memory) first, then ask about it")
+        if not question or not question.strip():
+            raise UsageError("type a question first")
+        if not ctx.loader.ready:
+            yield "", loading_chat(session.history, question.strip()), session
+        yield from answer_stream(ctx.loader, session, question.strip(), max_tokens)
+
+    @user_errors
+    def summarize_video(session: ChatSession | None):
+        from videollm import captioning
+
+        if session is None:
+            raise UsageError("watch a video (or load a memory) first")
+        history = [*session.history, {"role": "user", "content": prompts.SUMMARY}]
+        if not ctx.loader.ready:
+            yield loading_chat(session.history, prompts.SUMMARY), session
+        answer = ""
+        for piece in captioning.summarize(ctx.loader.get(), session.state, max_new_tokens=max_tokens):
+            answer += piece
+            yield display([*history, {"role": "assistant", "content": answer or "…"}]), session
+        session = replace(session, history=[*history, {"role": "assistant", "content": answer}])
+        yield display(session.history), session
+
+    return ask_video, summarize_video
+
+
+def _find_handler(ctx: TabContext) -> Callable:
+    """The "Find scenes" handler: the scenes whose captions hold the words looked for, best first."""
+
+    @user_errors
+    def find_scenes(query: str, session: ChatSession | None) -> list[list[Any]]:
+        from videollm.recall import rank_scenes, scene_captions
+
+        if session is None:
+            raise UsageError("watch a video (or load a memory) first, then search it")
+        if not query or not query.strip():
+            raise UsageError("type what to look for first")
+        model = ctx.loader.get()
+        captions = scene_captions(model, session.state)  # the ones shown above, or written once now
+        found = [m for m in rank_scenes(model, session.state, query.strip()) if m.words > 0][:FIND_TOP]
+        if not found:
+            gr.Info(f"No scene's caption holds any of the words of “{query.strip()}”.")
+        segments = session.state.segments
+        return [[m.scene + 1, round(segments[m.scene].start_time, 1), round(segments[m.scene].end_time, 1),
+                 captions[m.scene]] for m in found]
+
+    return find_scenes
