@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples" / "world"
+from videollm.assets import samples_dir
+
+SAMPLES_DIR = samples_dir()
 
 
 @dataclass

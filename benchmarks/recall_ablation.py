@@ -29,7 +29,6 @@ def main() -> None:
 
     import torch
 
-    from videollm.commands.common import default_model_path
     from videollm.eval import suite
     from videollm.eval.runner import ABLATIONS, ablated
     from videollm.model import VideoLLM
@@ -40,7 +39,7 @@ def main() -> None:
         raise SystemExit(f"recall_ablation: unknown variant(s) {', '.join(unknown)}; "
                          f"choose from {', '.join(ABLATIONS)}")
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    model = VideoLLM.from_pretrained(args.model or default_model_path()).eval()
+    model = VideoLLM.from_pretrained(args.model or "default").eval()
     work, out = Path(args.work), Path(args.out)
     rows: dict[str, dict[str, float]] = {}
     for variant in variants:

@@ -31,7 +31,6 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from videollm.commands.common import default_model_path
     from videollm.eval.metrics import answer_correct, overlap_assign
     from videollm.eval.runner import ANSWER_TOKENS, TRAIN_SCENES, make_cases, watch
     from videollm.eval.suite import EVAL_SEED
@@ -43,7 +42,7 @@ def main() -> None:
         scene_reference,
     )
 
-    model = VideoLLM.from_pretrained(args.model or default_model_path()).eval()
+    model = VideoLLM.from_pretrained(args.model or "default").eval()
 
     def answer(state, k: int, question: str) -> str:
         return "".join(model.chat(model.project_state(state, at=k), [], question, max_new_tokens=ANSWER_TOKENS))
@@ -52,7 +51,7 @@ def main() -> None:
         count: Counter = Counter()
         cases = make_cases(model, Path(args.work), f"videos-x{mult}-s{EVAL_SEED}", n, EVAL_SEED, TRAIN_SCENES * mult)
         for case in cases:
-            watched = watch(model, case.features)
+            watched = watch(model, case.video)
             state = watched.state
             truth = overlap_assign(watched.spans, [(s["start_time"], s["end_time"]) for s in case.truth["scenes"]])
             scene_captions(model, state)  # once per video, as the first question would

@@ -30,15 +30,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from videollm.captioning import CAPTION_TOKENS
-    from videollm.commands.common import default_model_path
     from videollm.eval.runner import feature_cache, world_config
     from videollm.eval.runner import watch as watch_features
     from videollm.model import VideoLLM
     from videollm.prompts import CAPTION
-    from videollm.train.features import video_features
+    from videollm.feature_cache import video_features
     from videollm.world import generate
 
-    model = VideoLLM.from_pretrained(args.model or default_model_path()).eval()
+    model = VideoLLM.from_pretrained(args.model or "default").eval()
     with tempfile.TemporaryDirectory() as tmp:
         path = generate(Path(tmp) / "videos", 1, 7, heldout=True, config=world_config(args.scenes))[0]
         feats = video_features(model.encode_frames, feature_cache(model, Path(tmp)), path,

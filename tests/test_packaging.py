@@ -12,7 +12,7 @@ def test_every_package_folder_is_listed() -> None:
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     renamed = {folder: name for name, folder in cfg["package-dir"].items()}
     found = set()
-    for top in ("videollm", "scenetiling", "kernels", "app"):
+    for top in ("videollm", "scenetiling", "kernels", "app", "data"):
         for init in (ROOT / top).rglob("__init__.py"):
             parts = list(init.parent.relative_to(ROOT).parts)
             parts[0] = renamed.get(parts[0], parts[0])

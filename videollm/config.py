@@ -1,6 +1,8 @@
 """The model configuration: one dataclass per component, composed, serialisable to ``config.json``.
 
 Named presets are JSON files in ``videollm/presets/`` (``tiny``, ``embedded``, ``videollamb-7b``), not code.
+``resolve_model`` is the one place that turns what a user names with ``--model`` into a checkpoint directory or a
+preset.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from videollm.assets import preset_names, resolve_model
 from videollm.bridge import BridgeConfig
 from videollm.errors import ModelError, UsageError
 from videollm.lm import LMConfig
@@ -31,6 +34,8 @@ class ModelConfig:
     video from the scene they are about (``videollm.recall``) instead of always from the readout after the last one.
     ``recall_captions``: recall also matches a question's words against each scene's caption (generated once per
     scene when the memory has none, and kept in it), which binds words about one object together.
+    ``recall_words``: the words the bridge's tokens were aligned to in training (the word-alignment vocabulary);
+    recall scores a question's words among them (none: recall matches captions and scene numbers only).
     """
 
     vision: VisionConfig
@@ -41,11 +46,15 @@ class ModelConfig:
     name: str = "custom"
     recall: bool = True
     recall_captions: bool = True
+    recall_words: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for key in ("recall", "recall_captions"):
             if not isinstance(getattr(self, key), bool):
                 raise ModelError(f"model config: {key} must be true or false, got {getattr(self, key)!r}")
+        if not all(isinstance(w, str) and w for w in self.recall_words):
+            raise ModelError("model config: recall_words must be a list of words")
+        self.recall_words = tuple(self.recall_words)
         if self.projector.in_dim != self.bridge.width:
             raise ModelError(f"projector in_dim {self.projector.in_dim} != bridge width {self.bridge.width}")
 
@@ -59,12 +68,13 @@ class ModelConfig:
             "lm": self.lm.to_dict(),
             "recall": self.recall,
             "recall_captions": self.recall_captions,
+            "recall_words": list(self.recall_words),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         unknown = sorted(set(data) - {"name", "vision", "segmentation", "bridge", "projector", "lm", "recall",
-                                   "recall_captions"})
+                                   "recall_captions", "recall_words"})
         if unknown:
             raise ModelError(f"unknown model config keys: {', '.join(unknown)}")
         try:
@@ -77,6 +87,7 @@ class ModelConfig:
                 lm=LMConfig.from_dict(data["lm"]),
                 recall=data.get("recall", True),
                 recall_captions=data.get("recall_captions", True),
+                recall_words=tuple(data.get("recall_words", ())),
             )
         except KeyError as err:
             raise ModelError(f"model config misses the section {err.args[0]!r}") from None
@@ -111,7 +122,7 @@ class ModelConfig:
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def preset_names() -> list[str]:
-    """Names of the shipped presets."""
-    folder = resources.files("videollm").joinpath("presets")
-    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
+def load_config(spec: str | os.PathLike) -> ModelConfig:
+    """The ``ModelConfig`` of a ``--model`` spec (see ``resolve_model``)."""
+    source = resolve_model(spec)
+    return ModelConfig.load(source) if isinstance(source, Path) else ModelConfig.preset(source)

@@ -33,12 +33,12 @@ from videollm.bridge import (
     pool_patches,
     segments_from_ends,
 )
-from videollm.config import CONFIG_NAME, ModelConfig, preset_names
+from videollm.assets import WEIGHTS_NAME
+from videollm.config import CONFIG_NAME, ModelConfig, resolve_model
 from videollm.errors import ModelError, UsageError
 from videollm.projector import build_projector
 from videollm.segmentation import segment_ends
 
-WEIGHTS_NAME = "model.safetensors"
 ANSWER_MEMO = 8192  # greedy answers ``VideoLLM.answer_many`` remembers (a scene caption is ~100 bytes)
 
 
@@ -103,7 +103,8 @@ class VideoLLM(nn.Module):
         or a bare config gives freshly initialised bridge and projector.
 
         Args:
-            source: checkpoint directory, preset name, or ``ModelConfig``.
+            source: ``"default"`` (the shipped checkpoint), checkpoint directory, preset name, or ``ModelConfig``
+                (``videollm.config.resolve_model``).
             device: where every part goes (the library never picks a GPU by itself).
             dtype: dtype of the frozen vision encoder and LM (the bridge and projector stay float32).
             load_vision: False skips the vision tower (features precomputed or a saved memory is used).
@@ -112,17 +113,17 @@ class VideoLLM(nn.Module):
         from videollm.vision import build_vision_encoder
 
         weights = None
+        if not isinstance(source, ModelConfig):
+            source = resolve_model(source)
         if isinstance(source, ModelConfig):
             config = source
-        elif Path(source).is_dir():
+        elif isinstance(source, Path):
             config = ModelConfig.load(source)
-            weights = Path(source) / WEIGHTS_NAME
+            weights = source / WEIGHTS_NAME
             if not weights.is_file():
                 raise ModelError(f"{source}: checkpoint has config.json but no {WEIGHTS_NAME}")
-        elif str(source) in preset_names():
-            config = ModelConfig.preset(str(source))
         else:
-            raise ModelError(f"{source}: no such checkpoint directory or preset ({', '.join(preset_names())})")
+            config = ModelConfig.preset(source)
         lm, tokenizer = load_lm(config.lm, device=device, dtype=dtype)
         vision = build_vision_encoder(config.vision, device=device, dtype=dtype) if load_vision else None
         model = cls(config, lm, tokenizer, vision)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from videollm.assets import DEFAULT_MODEL
 from videollm.errors import UsageError
 
-DEFAULT_MODEL = "default"
 DTYPE_CHOICES = ("float32", "bfloat16")
 
 
@@ -24,12 +23,6 @@ def add_model_args(p: argparse.ArgumentParser, fps: bool = True) -> None:
                        help="frames per second to sample (default: the model's setting, 2)")
 
 
-def default_model_path() -> Path | str:
-    """The shipped trained checkpoint (data/checkpoints/embedded) when present, else the untrained ``embedded`` preset."""
-    shipped = Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "embedded"
-    return shipped if (shipped / "config.json").is_file() else "embedded"
-
-
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -42,19 +35,9 @@ def positive_float(text: str) -> float:
 
 def model_config(args: argparse.Namespace):
     """The ``ModelConfig`` named by ``--model`` with ``--fps`` applied."""
-    from videollm.config import ModelConfig, preset_names
+    from videollm.config import load_config
 
-    spec = args.model
-    if spec == DEFAULT_MODEL:
-        spec = str(default_model_path())
-    path = Path(spec)
-    if path.is_dir():
-        cfg = ModelConfig.load(path)
-    elif spec in preset_names():
-        cfg = ModelConfig.preset(spec)
-    else:
-        raise UsageError(f"--model {spec}: no such checkpoint directory or preset "
-                         f"(presets: {', '.join(preset_names())})")
+    cfg = load_config(args.model)
     if getattr(args, "fps", None):
         cfg.segmentation.fps = args.fps
     return cfg
@@ -80,16 +63,24 @@ def load_model(args: argparse.Namespace, load_vision: bool = True, device=None):
 
     Raises:
         UsageError: --model names neither a checkpoint directory nor a preset, or --device is unavailable.
+        ModelError: the default checkpoint is missing from this install.
     """
-    from videollm.config import preset_names
+    from videollm.config import resolve_model
     from videollm.model import VideoLLM
 
-    spec = str(default_model_path()) if args.model == DEFAULT_MODEL else args.model
-    if not Path(spec).is_dir() and spec not in preset_names():
-        raise UsageError(f"--model {spec}: no such checkpoint directory or preset "
-                         f"(presets: {', '.join(preset_names())})")
+    spec = resolve_model(args.model)
+    if isinstance(spec, str):
+        warn_untrained(spec)
     default_device, dtype = torch_device_dtype(args)
     model = VideoLLM.from_pretrained(spec, device=device or default_device, dtype=dtype, load_vision=load_vision)
     if getattr(args, "fps", None):
         model.config.segmentation.fps = args.fps
     return model
+
+
+def warn_untrained(preset: str) -> None:
+    """Say on stderr that a preset's bridge and projector are freshly initialised (its captions mean nothing)."""
+    import sys
+
+    print(f"videollm: note: preset {preset!r} has untrained bridge and projector weights; pass a trained "
+          "checkpoint directory (or leave --model out for the shipped one) for meaningful output", file=sys.stderr)

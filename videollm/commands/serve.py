@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from videollm.cli import add_command
-from videollm.commands.common import (
-    DEFAULT_MODEL,
-    add_model_args,
-    default_model_path,
-    torch_device_dtype,
-)
+from videollm.assets import resolve_model
+from videollm.commands.common import add_model_args, torch_device_dtype, warn_untrained
 from videollm.errors import UsageError
 
 if TYPE_CHECKING:
@@ -60,7 +55,10 @@ def serve(args: argparse.Namespace) -> int:
                            queue_size=args.queue_size)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    spec = str(default_model_path()) if args.model == DEFAULT_MODEL else args.model
+    source = resolve_model(args.model)
+    if isinstance(source, str):
+        warn_untrained(source)
+    spec = str(source)
     # Importing torch/transformers and loading the weights takes longer than everything the page needs, so the page
     # is served first and the model loads right after (a thread loading during the Gradio import only slows both
     # down: both are mostly Python imports holding the GIL).
@@ -78,11 +76,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _load_model(args: argparse.Namespace, spec: str) -> VideoLLM:
-    from videollm.config import preset_names
     from videollm.model import VideoLLM
 
-    if not Path(spec).is_dir() and spec not in preset_names():
-        raise UsageError(f"--model {spec}: no such checkpoint directory or preset "
-                         f"(presets: {', '.join(preset_names())})")
     device, dtype = torch_device_dtype(args)
     return VideoLLM.from_pretrained(spec, device=device, dtype=dtype)

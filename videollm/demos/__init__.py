@@ -3,11 +3,12 @@
 - ``videollm.demos.dance``: dance steps from music (conv + LSTM encoder, auto-conditioned LSTM decoder).
 - ``videollm.demos.speech``: streaming command-word recognition (Legendre-Memory-Unit recurrent network).
 
-The shipped weights live in ``data/demos/`` (see its README for the commands that reproduce them).
+The shipped weights live in ``data/demos/`` (installed as package data; see its README for the commands that
+reproduce them).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from videollm.assets import demo_weights_dir
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "data" / "demos"
+WEIGHTS_DIR = demo_weights_dir()

@@ -1,0 +1,84 @@
+"""Where the shipped data is (the trained embedded checkpoint, the sequence demos' weights, the sample media), and
+what ``--model`` names (``resolve_model``: the one resolver of checkpoint directories and presets).
+
+They install as package data of ``videollm_data`` (the repository's ``data/`` folder, mapped in pyproject.toml),
+so an editable checkout, a non-editable ``pip install`` and a wheel all find them the same way. Nothing here
+imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources, util
+from pathlib import Path
+
+from videollm.errors import ModelError, UsageError
+
+DATA_PACKAGE = "videollm_data"
+#: What ``--model`` means when not given: the trained embedded checkpoint shipped with the package.
+DEFAULT_MODEL = "default"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def data_root() -> Path | None:
+    """The installed ``videollm_data`` folder, or None when this install has no shipped data."""
+    spec = util.find_spec(DATA_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _data_path(*parts: str) -> Path | None:
+    root = data_root()
+    return None if root is None else root.joinpath(*parts)
+
+
+def shipped_checkpoint() -> Path:
+    """The trained embedded checkpoint directory (``config.json`` + ``model.safetensors``).
+
+    Raises:
+        ModelError: this install lacks it; the message says how to get it or what to pass instead.
+    """
+    path = _data_path("checkpoints", "embedded")
+    if path is None or not (path / "config.json").is_file() or not (path / WEIGHTS_NAME).is_file():
+        raise ModelError(
+            f"the shipped embedded checkpoint is missing from this install ({path or DATA_PACKAGE + ' not installed'}); "
+            "reinstall videollm from its repository or wheel, or pass --model CHECKPOINT_DIR "
+            "(an untrained preset such as --model embedded runs random bridge weights)")
+    return path
+
+
+def demo_weights_dir() -> Path:
+    """Folder of the sequence demos' shipped weights (may not exist in an install without data)."""
+    return _data_path("demos") or Path(DATA_PACKAGE, "demos")
+
+
+def samples_dir() -> Path:
+    """Folder of the shipped synthetic-world samples (may not exist in an install without data)."""
+    return _data_path("samples", "world") or Path(DATA_PACKAGE, "samples", "world")
+
+
+def resolve_model(spec: str | os.PathLike) -> Path | str:
+    """What ``--model SPEC`` names: a checkpoint directory (as a ``Path``) or a preset name (as a ``str``).
+
+    Args:
+        spec: ``"default"`` (the shipped trained checkpoint), a checkpoint directory, or a preset name.
+
+    Raises:
+        ModelError: the default checkpoint is missing from this install (never replaced by random weights).
+        UsageError: ``spec`` is neither a directory nor a preset.
+    """
+    if str(spec) == DEFAULT_MODEL:
+        return shipped_checkpoint()
+    if Path(spec).is_dir():
+        return Path(spec)
+    if str(spec) in preset_names():
+        return str(spec)
+    raise UsageError(f"--model {spec}: no such checkpoint directory or preset "
+                     f"(presets: {', '.join(preset_names())})")
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets."""
+    folder = resources.files("videollm").joinpath("presets")
+    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
