@@ -147,3 +147,12 @@ def test_objective_weights_are_validated(tmp_path: Path) -> None:
         _recipe(tmp_path, lm_weight=0.0, align_weight=0.0)
     with pytest.raises(UsageError):
         _recipe(tmp_path, align_weight=-1.0)
+
+
+def test_shipped_configs_recall_the_words_training_aligns() -> None:
+    """Recall reads its vocabulary from the checkpoint's config; it must be the alignment vocabulary of training."""
+    from videollm.assets import shipped_checkpoint
+    from videollm.config import ModelConfig
+
+    for config in (ModelConfig.load(shipped_checkpoint()), ModelConfig.preset("embedded"), ModelConfig.preset("tiny")):
+        assert list(config.recall_words) == grounded_words()

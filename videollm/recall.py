@@ -15,9 +15,9 @@ rebuilt (``MemoryBridge.readout(state, at=k)``) at no vision cost. Recall picks 
    batches, and kept in the memory (``scene_captions``; ``"recall_captions": false`` in ``config.json`` skips
    them). Among scenes matching as many words, the one whose tokens best explain the question's grounded words: each
    scene's projected tokens are scored against the LM's embeddings of a fixed vocabulary, pooled over tokens
-   (log-sum-exp, as the word-alignment training loss does, ``videollm.train.align``), and normalised over that
+   (log-sum-exp, as the word-alignment training loss does), and normalised over that
    vocabulary; a scene's score is the summed log-probability of the question's words among the words the bridge
-   was aligned to (``align.grounded_words``). A question about what came after (before) something is answered from
+   was aligned to (``ModelConfig.recall_words``). A question about what came after (before) something is answered from
    that scene and from the next (previous) one, which may show the answer, and the answer the LLM is surer of (mean
    token log-likelihood) wins; any other question from that scene alone.
 3. **Nothing to go on** (no scene named, no caption or grounded word matches): the readout now, as without recall.
@@ -148,12 +148,13 @@ class WordScorer:
 
     @classmethod
     def for_model(cls, model) -> WordScorer:
-        """The scorer of a ``VideoLLM``: its LM's embeddings, the alignment vocabulary, the world's words."""
-        from videollm.train.align import align_vocab, grounded_words, word_id
+        """The scorer of a ``VideoLLM``: its LM's embeddings and the words its checkpoint grounds
+        (``ModelConfig.recall_words``, the training alignment vocabulary)."""
+        from videollm.lm.words import word_id, word_vocab
 
-        words = grounded_words()
+        words = model.config.recall_words
         embeddings = model.lm.get_input_embeddings().weight
-        vocab = align_vocab(model.tokenizer, embeddings.shape[0], words=words)
+        vocab = word_vocab(model.tokenizer, embeddings.shape[0], words)
         return cls(embeddings, vocab, {w: word_id(model.tokenizer, w) for w in words})
 
     def question_ids(self, question: str) -> list[int]:

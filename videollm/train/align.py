@@ -18,18 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from videollm.lm.words import word_id, word_vocab  # noqa: F401  (word_id: part of this module's API)
 from videollm.world.vocab import MOTION_PHRASES
 
 # The word of each motion phrase that carries the motion ("moves left" -> "left", "stays still" -> "still").
 MOTION_WORDS = {motion: phrase.split()[-1] for motion, phrase in MOTION_PHRASES.items()}
-
-
-def word_id(tokenizer, word: str) -> int:
-    """Token id of `` word`` (with its leading space, as in a caption); the first piece when it splits."""
-    ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise ValueError(f"{word!r} tokenises to nothing")
-    return int(ids[0])
 
 
 # The needle clips' background (the one background a caption names: "a large red star on a checkerboard").
@@ -94,22 +87,9 @@ def grounded_words() -> list[str]:
 
 def align_vocab(tokenizer, vocab_size: int, distractors: int = 1024, seed: int = 0,
                 words: Sequence[str] | None = None) -> Tensor:
-    """The token ids target words compete against: the target words plus a seeded sample of others.
-
-    Args:
-        tokenizer: the LM's tokenizer.
-        vocab_size: rows of the LM's embedding matrix.
-        distractors: how many other token ids to sample.
-        seed: sampling seed (fixed, so a resumed run scores against the same words).
-        words: the target words (default ``world_words()``; recipes with needle clips add ``NEEDLE_WORD``).
-
-    Returns:
-        (K,) int64, sorted and unique.
-    """
-    words = {word_id(tokenizer, w) for w in (world_words() if words is None else words)}
-    generator = torch.Generator().manual_seed(seed)
-    others = torch.randint(0, vocab_size, (distractors,), generator=generator).tolist()
-    return torch.tensor(sorted(words | set(others)), dtype=torch.int64)
+    """``videollm.lm.words.word_vocab`` over ``words`` (default ``world_words()``; recipes with needle clips add
+    ``NEEDLE_WORD``)."""
+    return word_vocab(tokenizer, vocab_size, world_words() if words is None else words, distractors, seed)
 
 
 def word_targets(tokenizer, words_per_example: Sequence[Sequence[str]]) -> list[list[int]]:
