@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from videollm.train import TrainConfig
 from videollm.train.data import scene_key
-from videollm.train.features import FeatureCache
+from videollm.feature_cache import FeatureCache
 from videollm.train.loop import build_model_config, world_namespace
 from videollm.world import VideoSpec
 from videollm.world.vocab import MOTIONS

@@ -131,7 +131,7 @@ def test_streaming_watch_matches_offline_scene_count(model: VideoLLM) -> None:
 
     offline = build_memory(model, SAMPLE)
     with open_video(SAMPLE) as reader:
-        events = list(watch(model, reader.iter_fps(2.0, batch_size=4)))
+        events = list(watch(model, reader.iter_fps(2.0, batch_size=4), online=True))
     assert [e.index for e in events] == list(range(len(events)))
     assert events[-1].state.num_segments == len(events)
     spans = [(e.start, e.end) for e in events]
@@ -156,7 +156,7 @@ def test_histogram_segmentation_feature(model: VideoLLM) -> None:
     from videollm.errors import UsageError
     from videollm.io import open_video
     from videollm.segmentation import SegmentationConfig
-    from videollm.train.features import namespace
+    from videollm.feature_cache import namespace
 
     cfg = ModelConfig.from_dict(model.config.to_dict())
     cfg.segmentation.feature, cfg.segmentation.min_len = "histogram", 2

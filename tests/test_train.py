@@ -24,7 +24,7 @@ from videollm.train import (
     train,
 )
 from videollm.train.data import WorldExamples, read_conversations
-from videollm.train.features import video_features
+from videollm.feature_cache import video_features
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "data" / "checkpoints" / "embedded"

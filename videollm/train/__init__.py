@@ -21,7 +21,7 @@ from videollm.train.data import (
     read_conversations,
 )
 from videollm.train.export import export_checkpoint
-from videollm.train.features import FeatureCache, VideoFeatures, namespace
+from videollm.feature_cache import FeatureCache, VideoFeatures, namespace
 from videollm.train.loop import (
     TrainResult,
     build_model_config,

@@ -21,7 +21,7 @@ from torch import Tensor
 from videollm import prompts
 from videollm.errors import UsageError
 from videollm.train.config import ConversationSourceConfig, WorldSourceConfig
-from videollm.train.features import (
+from videollm.feature_cache import (
     Encoder,
     FeatureCache,
     encode_in_batches,

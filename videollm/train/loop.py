@@ -37,7 +37,7 @@ from videollm.train.data import (
     WorldScenes,
     total_examples,
 )
-from videollm.train.features import FeatureCache, namespace
+from videollm.feature_cache import FeatureCache, namespace
 
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
