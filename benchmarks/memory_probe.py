@@ -57,7 +57,7 @@ def main() -> int:
         totals = {"early": 0, "last": 0}
         for case in cases:
             with runner.ablated(model, variant):
-                watched = runner.watch(model, case.features)
+                watched = runner.watch(model, case.video)
             n = cfg.num_memory_readout_tokens(len(watched.spans))
             memory = watched.visuals[-1][:n].float()  # (n, H): the readout's leading memory tokens
             score = torch.logsumexp(F.normalize(memory, dim=-1) @ table.T / 0.05, dim=0)  # (K,)

@@ -71,7 +71,7 @@ def worker(kind: str, video: str, frames: int) -> dict:
     start = time.perf_counter()
     scenes = 0
     if kind == "stream":
-        for _ in watch(model, batches()):
+        for _ in watch(model, batches(), online=True):
             scenes += 1
     elif kind == "vision":
         for batch in batches():

@@ -264,7 +264,7 @@ def run_find_scenes(videos: list[Video], encoder, vision_cfg, features: str) -> 
         for variant, seg in variants.items():
             start = time.perf_counter()
             ends = segment_ends(result.features, seg)
-            spans = scene_spans(result.times, ends, result.duration)
+            spans = scene_spans(result.times, ends, result.duration, result.fps)
             video.cuts[f"{name} ({variant})"] = [s for s, _ in spans[1:]]
             video.seconds[f"{name} ({variant})"] = encode_s + time.perf_counter() - start
 

@@ -102,7 +102,7 @@ def ours(model, video: Path, lag: int, max_new_tokens: int) -> dict:
 
         start = time.perf_counter()
         rows = []
-        for event in watch(model, batches(), lag=lag):
+        for event in watch(model, batches(), online=True, lag=lag):
             t0 = time.perf_counter()
             caption = generate_caption(model, event.state, max_new_tokens=max_new_tokens)
             processing = event.latency + time.perf_counter() - t0

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from videollm import captioning
 from videollm.eval import (
     answer_correct,
     mean_by,
@@ -116,10 +117,10 @@ def test_runners_score_known_answers(tiny, work: Path, monkeypatch) -> None:
 def test_caption_eval_with_oracle_captions(tiny, work: Path, monkeypatch) -> None:
     cases = runner.make_cases(tiny, work, "v", 1, seed=3, scenes=2)
     scenes = cases[0].truth["scenes"]
-    watched = runner.watch(tiny, cases[0].features)
+    watched = runner.watch(tiny, cases[0].video)
     assigned = overlap_assign(watched.spans, [(s["start_time"], s["end_time"]) for s in scenes])
     captions = iter(scenes[k]["caption"] for k in assigned)
-    monkeypatch.setattr(runner, "ask", lambda model, visual, q, n=8: next(captions))
+    monkeypatch.setattr(captioning, "generate_caption", lambda model, state, prompt, n: next(captions))
     summary = runner.summarize_captions(runner.caption_records(tiny, cases))
     assert summary["attributes"] == 1.0 and summary["exact"] == 1.0 and summary["scenes"] == len(watched.spans)
 
@@ -152,3 +153,22 @@ def test_egoplan_and_niavh_write_json_and_png(tiny, work: Path, tmp_path: Path) 
     saved = json.loads((tmp_path / "niavh.json").read_text())
     assert saved["depths"] == [0.0, 1.0] and (tmp_path / "niavh.png").stat().st_size > 1000
     assert (tmp_path / "egoplan.png").is_file()
+
+
+@pytest.mark.slow
+def test_eval_captions_are_the_caption_commands(work: Path, capsys) -> None:
+    """The evaluation scores exactly what ``videollm caption`` prints for the same video and the shipped model: same
+    scenes, spans and captions (the captions are real ones, so a difference in prompt or token bound shows)."""
+    from videollm.cli import main
+    from videollm.model import VideoLLM
+
+    shipped = VideoLLM.from_pretrained("default").eval()
+    cases = runner.make_cases(shipped, work, "shipped", 1, seed=3, scenes=3)
+    records = runner.caption_records(shipped, cases)
+    assert main(["caption", str(cases[0].path)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    scenes = [r for r in printed if "caption" in r]
+    assert len(scenes) == len(records) >= 2
+    for got, rec in zip(scenes, records, strict=True):
+        assert got["caption"] == rec["caption"] and len(got["caption"].split()) >= 3
+        assert [got["start"], got["end"]] == pytest.approx(rec["span"], abs=1e-3)

@@ -182,9 +182,10 @@ def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new
         A ``VideoSession``: iterate it for ``SceneCaption`` items; afterwards ``session.state`` is the memory of
         the whole video (``state.extra``: video, duration, fps, captions).
     """
-    from videollm.memory import scan
+    from videollm.memory import watch
 
-    return VideoSession(model, str(path), scan(model, path, progress, encoded), prompt, max_new_tokens)
+    events = watch(model, encoded if encoded is not None else path, name=str(path), progress=progress)
+    return VideoSession(model, str(path), events, prompt, max_new_tokens)
 
 
 def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch], realtime: bool = False,
@@ -216,9 +217,16 @@ def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch
     from videollm.memory import DEFAULT_LAG, watch
 
     fps = model.config.segmentation.fps
+    duration = None
     if isinstance(source, (str, os.PathLike, int)):
         batches = open_source(source, fps=fps, realtime=realtime, batch_size=batch_size or (1 if realtime else 8))
         name = str(source)
+        if os.path.isfile(source if not isinstance(source, int) else ""):
+            from videollm.io import open_video
+
+            # A file played as a stream ends where the same file watched offline ends: at its duration.
+            with open_video(source) as reader:
+                duration = float(reader.meta.duration)
     else:
         batches, name = iter(source), "<frames>"
     stop = threading.Event()
@@ -232,7 +240,8 @@ def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch
         if close is not None:
             close()  # releases a webcam or network stream at once
 
-    events = watch(model, until_stopped(), state=state, lag=DEFAULT_LAG if lag is None else lag)
+    events = watch(model, until_stopped(), online=True, state=state, name=name, duration=duration,
+                   lag=DEFAULT_LAG if lag is None else lag)
     return VideoSession(model, name, events, prompt, max_new_tokens, stop_event=stop, state=state)
 
 

@@ -1,12 +1,21 @@
-"""Video memory: watching a video (offline or as a stream) into a ``BridgeState``, and persisting it.
+"""Video memory: the one path from a video (file or live source) to its scene memory, and persisting that memory.
 
-``scan`` reads a whole file: frames are decoded and encoded batch by batch, SceneTiling (the published offline rule)
-runs over all per-frame segmentation features (the CLS or colour histograms: ``SegmentationConfig.feature``), then
-the bridge steps once per scene and the caller gets a ``SceneEvent`` after each step; ``build_memory`` runs it to
-the end. ``watch`` is the streaming path: each frame is encoded once, the online segmenter confirms scene ends as
-they happen, the bridge steps once per scene and the caller gets a ``SceneEvent`` right away. Its work and memory
-per frame do not grow with the stream: only the current scene's pooled tokens are buffered, and a scene that never
-ends is closed after ``max_scene_seconds``.
+``watch`` is that path; ``caption``, ``stream``, ``ask``, ``search``, the web app and every evaluation go through
+it, so the figures the evaluation reports are those of the product. It has two segmentation rules and one of
+everything else (frame sampling at the model's fps, the bridge step per scene, scene spans, the end of the last
+scene, ``state.extra``):
+
+- offline (default): every sampled frame is encoded once, the published SceneTiling rule runs over the whole
+  video's per-frame segmentation features (the CLS or colour histograms: ``SegmentationConfig.feature``), then the
+  bridge steps once per scene and the caller gets a ``SceneEvent`` after each step;
+- online (``online=True``): each frame is encoded once, the streaming segmenter confirms scene ends as they happen,
+  the bridge steps once per scene and the caller gets a ``SceneEvent`` right away. Work and memory per frame do not
+  grow with the stream: only the open scene's pooled tokens are buffered, and a scene that never ends is closed
+  after ``max_scene_seconds``.
+
+Cuts sit half-way between the last frame of a scene and the first of the next; the last scene ends at the video's
+duration when it is known (a file) and half a sampling interval after the last frame otherwise (a live source):
+``videollm.scenes.video_end``.
 
 A saved memory (``save_memory``) is one safetensors file, by convention ``<name>.memory.safetensors``: the bridge
 state (memory, cache, segment table) plus the video's facts and captions in the header, so later questions need
@@ -29,6 +38,7 @@ from videollm.batch import MEMORY_SUFFIX  # noqa: F401  (re-exported: the memory
 from videollm.bridge import BridgeState
 from videollm.errors import ModelError, VideoError
 from videollm.io import FrameBatch
+from videollm.scenes import video_end
 
 #: The ``format`` entry of a saved bridge state's safetensors header (see ``videollm.bridge.state``).
 _STATE_FORMAT = "videollm.bridge_state"
@@ -84,7 +94,7 @@ class EncodedVideo:
 
 
 def _cut_time(times: np.ndarray, end: int) -> float:
-    return float(0.5 * (times[end] + times[end + 1])) if end + 1 < len(times) else float(times[end])
+    return float(0.5 * (times[end] + times[end + 1]))
 
 
 def encode_video(model, video: str | os.PathLike, progress: bool = False) -> EncodedVideo:
@@ -103,58 +113,123 @@ def encode_video(model, video: str | os.PathLike, progress: bool = False) -> Enc
     from videollm.io import open_video
 
     fps = model.config.segmentation.fps
-    cls_parts, token_parts, index_parts, time_parts = [], [], [], []
     with open_video(video) as reader:
         meta = reader.meta
         bar = tqdm(total=max(1, int(meta.duration * min(fps, meta.fps)) + 1), unit="frame",
                    desc=os.path.basename(str(video)), disable=not progress, leave=False)
-        for batch in reader.iter_fps(fps, batch_size=16):
-            cls, tokens = model.encode_frames(batch.frames)  # (B, Dv), (B, P*P, Dv)
-            cls_parts.append(cls)
-            token_parts.append(tokens)
-            index_parts.append(batch.indices)
-            time_parts.append(batch.times)
-            bar.update(len(batch.times))
+        encoded = encode_batches(model, _counted(reader.iter_fps(fps, batch_size=16), bar), float(meta.duration))
         bar.close()
-    if not cls_parts:
+    if encoded is None:
         raise VideoError(video, "no frame could be sampled")
-    return EncodedVideo(torch.cat(cls_parts), torch.cat(token_parts), np.concatenate(index_parts),
-                        np.concatenate(time_parts), float(meta.duration))
+    return encoded
 
 
-def scan(model, video: str | os.PathLike, progress: bool = False,
-         encoded: EncodedVideo | None = None) -> Iterator[SceneEvent]:
-    """Offline path: encode the whole file, segment it with SceneTiling, then step the bridge one scene at a time.
+def _counted(batches: Iterable[FrameBatch], bar) -> Iterator[FrameBatch]:
+    for batch in batches:
+        yield batch
+        bar.update(len(batch.times))
+
+
+def encode_batches(model, batches: Iterable[FrameBatch], duration: float | None = None) -> EncodedVideo | None:
+    """Encode every frame of ``batches`` once (None when there is none); ``duration`` defaults to the last frame's
+    time plus half a sampling interval."""
+    cls_parts, token_parts, index_parts, time_parts = [], [], [], []
+    for batch in batches:
+        cls, tokens = model.encode_frames(batch.frames)  # (B, Dv), (B, P*P, Dv)
+        cls_parts.append(cls)
+        token_parts.append(tokens)
+        index_parts.append(batch.indices)
+        time_parts.append(batch.times)
+    if not cls_parts:
+        return None
+    times = np.concatenate(time_parts)
+    if duration is None:
+        duration = video_end(float(times[-1]), model.config.segmentation.fps)
+    return EncodedVideo(torch.cat(cls_parts), torch.cat(token_parts), np.concatenate(index_parts), times,
+                        float(duration))
+
+
+def watch(model, source: str | os.PathLike | EncodedVideo | Iterable[FrameBatch], *, online: bool = False,
+          state: BridgeState | None = None, name: str | None = None, progress: bool = False, segmenter=None,
+          lag: int = DEFAULT_LAG, max_scene_seconds: float = DEFAULT_MAX_SCENE_SECONDS,
+          duration: float | None = None) -> Iterator[SceneEvent]:
+    """Watch a video into a scene memory: the one path every command, the app and the evaluation use.
 
     Args:
-        model: a ``VideoLLM`` with a vision encoder.
-        video: path of the video.
-        progress: show a progress bar over frames on stderr while encoding.
-        encoded: the video's frames already encoded by ``encode_video`` (a caller that also needs the features,
-            e.g. to plot the SceneTiling curve, encodes once and passes them here).
+        model: a ``VideoLLM`` (with a vision encoder unless ``source`` is already encoded).
+        source: a video file; an ``EncodedVideo`` (its frames already encoded, e.g. from a feature cache; offline
+            only); or an iterable of ``FrameBatch`` sampled at the model's fps (``videollm.io.open_source``: files,
+            webcams, network streams).
+        online: False: the published offline SceneTiling rule over the whole video. True: online SceneTiling, each
+            scene folded in as soon as its end is confirmed (flat memory and work per frame).
+        state: a memory to continue (None starts empty).
+        name: what ``state.extra["video"]`` records (default: the file path, or "<frames>" for batches).
+        progress: a progress bar over frames on stderr (offline, while encoding a file).
+        segmenter: online only: a ``scenetiling.StreamingSceneTiler`` (default: the model's alpha and ``lag``);
+            with the model's segmentation mode "uniform", scenes are closed every ``uniform_len`` frames instead.
+        lag: online only: sampled frames the default segmenter waits before judging a candidate cut (smaller:
+            captions sooner after a cut; larger: the threshold statistics include more of what follows the cut).
+        max_scene_seconds: online only: a scene still open after this long is closed anyway (keeps memory flat).
+        duration: the length of a source given as frame batches, when known (a file played as a stream); the last
+            scene ends there, as it does when the file is watched offline.
 
     Yields:
-        A ``SceneEvent`` right after each scene's bridge step (its ``state`` is the memory up to that scene; after
-        the last event ``state.extra`` holds the video path, duration and sampling fps).
+        A ``SceneEvent`` right after each scene's bridge step; ``event.state`` is the memory up to that scene, and
+        ``state.extra`` holds the video's name, duration and sampling fps.
+
+    Raises:
+        VideoError: a file cannot be opened or yields no frame (at the first ``next``).
     """
-    enc = encoded if encoded is not None else encode_video(model, video, progress)
+    fps = model.config.segmentation.fps
+    state = state if state is not None else model.bridge.init_state(keep_scenes=model.config.recall)
+    is_file = isinstance(source, (str, os.PathLike))
+    state.extra.update(video=name or (str(source) if is_file else "<frames>"), fps=fps)
+    if online:
+        if isinstance(source, EncodedVideo):
+            raise ValueError("online watching reads frames, not an EncodedVideo")
+        if is_file:
+            from videollm.io import open_video
+
+            reader = open_video(source)
+            duration = float(reader.meta.duration)
+            source = _closing(reader, reader.iter_fps(fps, batch_size=8))
+        return _online(model, source, state, duration, segmenter, lag, max_scene_seconds)
+    return _offline(model, source, state, progress, duration)
+
+
+def _closing(reader, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
+    with reader:
+        yield from batches
+
+
+def _offline(model, source, state: BridgeState, progress: bool, duration: float | None) -> Iterator[SceneEvent]:
+    if isinstance(source, EncodedVideo):
+        enc = source
+    elif isinstance(source, (str, os.PathLike)):
+        enc = encode_video(model, source, progress)
+    else:
+        enc = encode_batches(model, source, duration)
+        if enc is None:
+            raise VideoError(state.extra["video"], "no frame could be sampled")
     times, indices = enc.times, enc.indices
+    state.extra["duration"] = enc.duration
     ends, segments = model.split(enc.cls, enc.tokens)
-    state = model.bridge.init_state(keep_scenes=model.config.recall)
-    state.extra.update(video=str(video), duration=enc.duration, fps=model.config.segmentation.fps)
-    start, first = 0.0, 0
-    for k, (end, segment) in enumerate(zip(ends, segments)):
+    start = state.segments[-1].end_time if state.segments else 0.0
+    first, scene_no = 0, state.num_segments
+    for end, segment in zip(ends, segments, strict=True):
         t0 = time.perf_counter()
-        stop = _cut_time(times, end) if end + 1 < len(times) else max(enc.duration, float(times[end]))
+        last = end + 1 == len(times)
+        stop = video_end(float(times[end]), model.config.segmentation.fps, enc.duration) if last \
+            else _cut_time(times, end)
         model.bridge.step(segment.to(model.device), state, start_time=start, end_time=stop,
                           start_frame=int(indices[first]), end_frame=int(indices[end]))
-        yield SceneEvent(k, start, stop, int(indices[first]), int(indices[end]), time.perf_counter() - t0,
+        yield SceneEvent(scene_no, start, stop, int(indices[first]), int(indices[end]), time.perf_counter() - t0,
                          state, confirmed=stop)
-        start, first = stop, end + 1
+        start, first, scene_no = stop, end + 1, scene_no + 1
 
 
 def build_memory(model, video: str | os.PathLike, progress: bool = False) -> BridgeState:
-    """Watch a whole video file offline and return its memory.
+    """Watch a whole video file offline (``watch``) and return its memory.
 
     Args:
         model: a ``VideoLLM`` with a vision encoder.
@@ -162,34 +237,18 @@ def build_memory(model, video: str | os.PathLike, progress: bool = False) -> Bri
         progress: show a progress bar on stderr.
 
     Returns:
-        The bridge state after the last scene; ``state.extra`` holds the video path, duration, sampling fps
-        and the scene spans in seconds.
+        The bridge state after the last scene; ``state.extra`` holds the video path, duration and sampling fps.
     """
     state = None
-    for event in scan(model, video, progress):
+    for event in watch(model, video, progress=progress):
         state = event.state
     if state is None:
         raise VideoError(video, "no scene could be formed")
     return state
 
 
-def watch(model, batches: Iterable[FrameBatch], state: BridgeState | None = None, segmenter=None,
-          lag: int = DEFAULT_LAG, max_scene_seconds: float = DEFAULT_MAX_SCENE_SECONDS) -> Iterator[SceneEvent]:
-    """Streaming path: encode each frame once, close scenes online, step the bridge once per scene.
-
-    Args:
-        model: a ``VideoLLM`` with a vision encoder.
-        batches: decoded frames in stream order (``open_source`` or ``VideoReader.iter_fps``).
-        state: a memory to continue (None starts empty).
-        segmenter: a ``scenetiling.StreamingSceneTiler`` (default: one with the model's alpha and ``lag``); with
-            the model's segmentation mode "uniform", scenes are closed every ``uniform_len`` frames instead.
-        lag: sampled frames the default segmenter waits before judging a candidate cut (smaller: captions
-            sooner after a cut; larger: the threshold statistics include more of what follows the cut).
-        max_scene_seconds: a scene still open after this long is closed anyway (keeps memory flat).
-
-    Yields:
-        A ``SceneEvent`` per closed scene, the last one when the stream ends.
-    """
+def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: float | None, segmenter, lag: int,
+            max_scene_seconds: float) -> Iterator[SceneEvent]:
     import scenetiling
     from videollm.bridge import segment_frame_indices
 
@@ -198,7 +257,6 @@ def watch(model, batches: Iterable[FrameBatch], state: BridgeState | None = None
     if segmenter is None and not uniform:
         segmenter = scenetiling.StreamingSceneTiler(alpha=seg_cfg.alpha, lag=lag, min_len=seg_cfg.min_len)
     max_frames = max(2, int(round(max_scene_seconds * seg_cfg.fps)))
-    state = state if state is not None else model.bridge.init_state(keep_scenes=model.config.recall)
     # The current (unclosed) scene. Stream positions are consecutive, so position p sits at p - buf_first.
     buf_first = 0
     buf_idx: list[int] = []
@@ -249,14 +307,16 @@ def watch(model, batches: Iterable[FrameBatch], state: BridgeState | None = None
             if len(buf_idx) >= max_frames:
                 yield close(len(buf_idx), midpoint(len(buf_idx) - 1), t0, last_time)
     if buf_idx:
-        # The stream ended: judge the cuts still waiting, then close the final scene at the last frame.
+        # The stream ended: judge the cuts still waiting, then close the final scene.
         final_ends = segmenter.flush() if segmenter is not None else []
         t0 = time.perf_counter()
         for end in final_ends:
             i = end - buf_first
             if 0 <= i < len(buf_idx) - 1:
                 yield close(i + 1, midpoint(i), t0, last_time)
-        yield close(len(buf_idx), last_time + 0.5 / seg_cfg.fps, t0, last_time)
+        end_time = video_end(last_time, seg_cfg.fps, duration)
+        state.extra["duration"] = end_time
+        yield close(len(buf_idx), end_time, t0, last_time)
 
 
 def save_memory(state: BridgeState, path: str | os.PathLike) -> None:

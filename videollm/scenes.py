@@ -118,10 +118,19 @@ class SceneResult:
         scenetiling.plot(self.features, self.ends, path, times=self.times, alpha=self.alpha)
 
 
-def scene_spans(times: np.ndarray, ends: list[int], duration: float) -> list[tuple[float, float]]:
-    """Contiguous (start, end) seconds per segment from sampled-frame times and segment end indices."""
+def video_end(last_time: float, fps: float, duration: float | None = None) -> float:
+    """Where a video's last scene ends: its duration when known (a file), else half a sampling interval after the
+    last sampled frame (a live source), matching the half-way rule of every cut."""
+    if duration is not None and duration >= last_time:
+        return float(duration)
+    return float(last_time) + 0.5 / fps
+
+
+def scene_spans(times: np.ndarray, ends: list[int], duration: float, fps: float) -> list[tuple[float, float]]:
+    """Contiguous (start, end) seconds per segment from sampled-frame times and segment end indices: cuts half-way
+    between a scene's last sampled frame and the next one, the last scene ending at ``video_end``."""
     cuts = [0.5 * (times[e] + times[e + 1]) for e in ends[:-1]]
-    bounds = [0.0, *cuts, max(duration, float(times[-1]) if len(times) else 0.0)]
+    bounds = [0.0, *cuts, video_end(float(times[-1]), fps, duration) if len(times) else duration]
     return [(float(a), float(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
@@ -185,7 +194,7 @@ def find_scenes(path: str, vision_cfg, seg_cfg: SegmentationConfig, device="cpu"
                                "scene detection needs at least 2 (raise --fps)")
     ends = segment_ends(per_frame, seg_cfg)
     return SceneResult(str(path), float(meta.duration), seg_cfg.fps, times, ends,
-                       scene_spans(times, ends, float(meta.duration)), per_frame, seg_cfg.alpha)
+                       scene_spans(times, ends, float(meta.duration), seg_cfg.fps), per_frame, seg_cfg.alpha)
 
 
 def _tick(batches, bar):

@@ -3,7 +3,10 @@ the ablation table.
 
 Every evaluation is deterministic (seeded world videos, greedy decoding) and offline. Videos are written as real
 H.264 MP4 files and decoded like any user video; their vision features are cached once per file
-(``videollm.train.features``), so ablations and repeated runs reuse them. Objects are always drawn from the held-out
+(``videollm.feature_cache``), so ablations and repeated runs reuse them. Everything else is the product's path:
+videos are watched by ``videollm.memory.watch``, scenes captioned by ``videollm.captioning.caption_video`` (the
+function ``videollm caption`` runs, same prompt and token bound) and questions answered by ``videollm.recall``
+(as ``videollm ask``). Objects are always drawn from the held-out
 shape x colour x motion split (``heldout=True``), which training never sees.
 """
 
@@ -21,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from videollm import prompts
 from videollm.bridge.state import BridgeState
+from videollm.captioning import caption_video
 from videollm.eval.metrics import (
     ATTRIBUTES,
     answer_correct,
@@ -30,17 +33,19 @@ from videollm.eval.metrics import (
     overlap_assign,
     score_caption,
 )
-from videollm.train.features import (
+from videollm.feature_cache import (
     FeatureCache,
     VideoFeatures,
     namespace,
     video_features,
 )
+from videollm.memory import EncodedVideo, SceneEvent
+from videollm.memory import watch as watch_video
+from videollm.scenes import video_end
 
 # Training clips are 1-3 scenes of 2-6 s (recipe ``embedded``): 2 scenes of 4 s on average.
 TRAIN_SCENES = 2
 SCENE_SECONDS = (2.0, 6.0)
-CAPTION_TOKENS = 48
 ANSWER_TOKENS = 8
 ABLATIONS: tuple[str, ...] = ("full", "no_recall", "no_recall_captions", "no_memory", "no_retrieval",
                               "uniform_segments", "readout=all_memories", "readout=memory",
@@ -54,6 +59,11 @@ class Case:
     path: Path
     truth: dict
     features: VideoFeatures
+
+    @property
+    def video(self) -> EncodedVideo:
+        """The cached features as the watch path's input, with the file's own frame indices and duration."""
+        return encoded_file(self.path, self.features)
 
 
 @dataclass
@@ -115,26 +125,37 @@ def make_cases(model, work: str | os.PathLike, name: str, n: int, seed: int, sce
     return cases
 
 
-def watch(model, features: VideoFeatures) -> Watched:
-    """Segment cached features (the model's segmentation rule) and step the bridge scene by scene."""
+def encoded_file(path: str | os.PathLike, features: VideoFeatures) -> EncodedVideo:
+    """A video file's cached features with its frame indices and duration, read from the file's index (no frame is
+    decoded), so that ``watch`` sees exactly what it sees when it decodes the file itself."""
+    from videollm.io import open_video
+
+    with open_video(path) as reader:
+        frame_times, duration = reader.times, float(reader.meta.duration)
     times = features.times.numpy()
-    ends, segments = model.split(features.cls, features.tokens)
-    state = model.bridge.init_state(keep_scenes=model.config.recall)
+    indices = np.searchsorted(frame_times, times - 1e-9)
+    if indices.max(initial=0) >= len(frame_times) or not np.allclose(frame_times[indices], times):
+        raise ValueError(f"{path}: cached features do not match the file's frames")
+    return EncodedVideo(features.cls, features.tokens, indices.astype(np.int64), times, duration)
+
+
+def encoded_features(model, features: VideoFeatures) -> EncodedVideo:
+    """Features not read from one file (spliced needle videos): frame positions for indices, and the end of the
+    last scene half a sampling interval after the last frame, as for a live source."""
+    times = features.times.numpy()
+    return EncodedVideo(features.cls, features.tokens, np.arange(len(times)), times,
+                        video_end(float(times[-1]), model.config.segmentation.fps))
+
+
+def watch(model, video: EncodedVideo) -> Watched:
+    """Watch a video as the product does (``videollm.memory.watch``, offline SceneTiling) and keep the projected
+    readout after every scene."""
     spans, visuals = [], []
-    start = 0.0
-    half = 0.5 / model.config.segmentation.fps
-    for end, seg in zip(ends, segments, strict=True):
-        stop = float(0.5 * (times[end] + times[end + 1])) if end + 1 < len(times) else float(times[end]) + half
-        model.bridge.step(seg.to(model.device), state, start_time=start, end_time=stop)
-        spans.append((start, stop))
-        visuals.append(model.project_state(state))
-        start = stop
-    return Watched(spans, visuals, state)
-
-
-def ask(model, visual: Tensor, question: str, max_new_tokens: int = ANSWER_TOKENS) -> str:
-    """Greedy answer to one question about a readout."""
-    return "".join(model.chat(visual, [], question, max_new_tokens=max_new_tokens)).strip()
+    event: SceneEvent | None = None
+    for event in watch_video(model, video):
+        spans.append((event.start, event.end))
+        visuals.append(model.project_state(event.state))
+    return Watched(spans, visuals, event.state if event is not None else None)
 
 
 def ask_video(model, watched: Watched, question: str, max_new_tokens: int = ANSWER_TOKENS) -> tuple[str, int]:
@@ -150,17 +171,18 @@ def ask_video(model, watched: Watched, question: str, max_new_tokens: int = ANSW
 
 
 def caption_records(model, cases: Sequence[Case]) -> list[dict]:
-    """One record per predicted scene: its caption, the true scene it overlaps most, and attribute scores."""
+    """One record per predicted scene: its caption (``caption_video``, as ``videollm caption``), the true scene it
+    overlaps most, and attribute scores."""
     records = []
     for case in cases:
-        watched = watch(model, case.features)
+        scenes = caption_video(model, case.path, encoded=case.video).run()
+        spans = [(scene.start, scene.end) for scene in scenes]
         truth_spans = [(s["start_time"], s["end_time"]) for s in case.truth["scenes"]]
-        for k, (span, scene) in enumerate(zip(watched.spans, overlap_assign(watched.spans, truth_spans),
-                                              strict=True)):
-            text = ask(model, watched.visuals[k], prompts.CAPTION, CAPTION_TOKENS)
-            gold = case.truth["scenes"][scene]
-            records.append({"video": case.path.name, "segment": k, "span": list(span), "scene": scene,
-                            "caption": text, "truth": gold["caption"], **score_caption(text, gold["objects"])})
+        for scene, true_index in zip(scenes, overlap_assign(spans, truth_spans), strict=True):
+            gold = case.truth["scenes"][true_index]
+            records.append({"video": case.path.name, "segment": scene.index, "span": [scene.start, scene.end],
+                            "scene": true_index, "caption": scene.caption, "truth": gold["caption"],
+                            **score_caption(scene.caption, gold["objects"])})
     return records
 
 
@@ -189,7 +211,7 @@ def qa_records(model, cases: Sequence[Case], per_type: int = 3) -> list[dict]:
     """Answers to ground-truth questions after the whole video (recalling the scene asked about, see ``ask_video``)."""
     records = []
     for case in cases:
-        watched = watch(model, case.features)
+        watched = watch(model, case.video)
         for qa in select_questions(case.truth, per_type):
             pred, scene = ask_video(model, watched, qa["question"])
             records.append({"video": case.path.name, "type": qa["type"], "question": qa["question"],
@@ -249,7 +271,7 @@ def needle_records(model, haystacks: Sequence[tuple[str, Case]], needles: Sequen
                 nt = needle.features.times.numpy()
                 keep = (nt >= info["start_time"]) & (nt < info["end_time"])
                 feats = _splice(hay.features, needle.features, torch.from_numpy(keep), at)
-                pred, scene = ask_video(model, watch(model, feats), info["question"])
+                pred, scene = ask_video(model, watch(model, encoded_features(model, feats)), info["question"])
                 records.append({"haystack": label, "depth": float(depth), "needle": needle.path.name,
                                 "question": info["question"], "answer": info["answer"], "predicted": pred,
                                 "scene_used": scene,
@@ -281,7 +303,7 @@ def egoplan_records(model, path: str | os.PathLike, cache: FeatureCache) -> list
     for item in items:
         video = path.parent / item["video_path"]
         feats = video_features(model.encode_frames, cache, video, model.config.segmentation.fps)
-        visual = watch(model, feats).visuals[-1]
+        visual = watch(model, encoded_file(video, feats)).visuals[-1]
         choices = [item[f"choice_{c}"] for c in "abcd"]
         scores = model.score(visual, item["question"], choices)
         pick = "ABCD"[int(torch.argmax(scores))]
@@ -296,7 +318,6 @@ __all__ = [
     "Case",
     "Watched",
     "ablated",
-    "ask",
     "ask_video",
     "caption_records",
     "egoplan_records",
