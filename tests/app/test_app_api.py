@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,8 @@ def test_dance_from_a_generated_song_is_an_mp4_with_the_music(client, tmp_path: 
     assert np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3)).max() > 0.1
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                    reason="espeak-ng is not installed (Debian: apt-get install espeak-ng); the speech clip is synthesised")
 def test_speech_words_from_a_generated_clip(client, tmp_path: Path) -> None:
     from gradio_client import handle_file
     from videollm_app.tab_sequence_demos import generated_clip
@@ -245,5 +248,6 @@ def test_bad_audio_gets_a_clear_error(client, tmp_path: Path) -> None:
         client.predict(handle_file(str(IMAGE)), False, api_name="/speech")
     from videollm_app.tab_sequence_demos import generated_clip
 
-    status, _ = client.predict(handle_file(str(generated_clip("speech", tmp_path))), False, api_name="/speech")
+    # Music, not speech: made without espeak-ng, and the recogniser must still answer once bad uploads are behind it.
+    status, _ = client.predict(handle_file(str(generated_clip("dance", tmp_path))), False, api_name="/speech")
     assert status.startswith("**Done:**"), "the server must keep working after bad uploads"
