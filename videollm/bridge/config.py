@@ -64,7 +64,7 @@ class BridgeConfig(JsonConfig):
         temporal_diff: False (published) or True: each frame's tokens also carry what changed since the previous
             frame of the segment (the feature difference, zero for the first frame) through their own Linear, added
             to the input projection. A single bridge layer barely learns motion from the frames alone (a motion
-            probe on cached DINOv2 tokens: 0.34 held-out top-k accuracy without, 0.64 with; see the checkpoint README).
+            probe on cached DINOv2 tokens: 0.34 held-out top-k accuracy without, 0.64 with; docs/experiments.md).
     """
 
     _label: ClassVar[str] = "bridge config"
