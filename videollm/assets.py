@@ -9,7 +9,7 @@ imports torch.
 from __future__ import annotations
 
 import os
-from importlib import resources, util
+from importlib import util
 from pathlib import Path
 
 from videollm.errors import ModelError, UsageError
@@ -42,7 +42,8 @@ def shipped_checkpoint() -> Path:
     path = _data_path("checkpoints", "embedded")
     if path is None or not (path / "config.json").is_file() or not (path / WEIGHTS_NAME).is_file():
         raise ModelError(
-            f"the shipped embedded checkpoint is missing from this install ({path or DATA_PACKAGE + ' not installed'}); "
+            "the shipped embedded checkpoint is missing from this install "
+            f"({path or DATA_PACKAGE + ' not installed'}); "
             "reinstall videollm from its repository or wheel, or pass --model CHECKPOINT_DIR "
             "(an untrained preset such as --model embedded runs random bridge weights)")
     return path
@@ -79,6 +80,7 @@ def resolve_model(spec: str | os.PathLike) -> Path | str:
 
 
 def preset_names() -> list[str]:
-    """Names of the shipped presets."""
-    folder = resources.files("videollm").joinpath("presets")
-    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
+    """Names of the shipped model presets (``videollm/presets/*.json``)."""
+    from videollm.configs import preset_names as names
+
+    return names("videollm")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from videollm.assets import preset_names, resolve_model
+from videollm.assets import preset_names, resolve_model  # noqa: F401  (preset_names: re-exported)
 from videollm.bridge import BridgeConfig
-from videollm.errors import ModelError, UsageError
+from videollm.configs import check_keys, read_json, read_preset
+from videollm.errors import ModelError
 from videollm.lm import LMConfig
 from videollm.projector import ProjectorConfig
 from videollm.segmentation import SegmentationConfig
@@ -73,10 +73,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        unknown = sorted(set(data) - {"name", "vision", "segmentation", "bridge", "projector", "lm", "recall",
-                                   "recall_captions", "recall_words"})
-        if unknown:
-            raise ModelError(f"unknown model config keys: {', '.join(unknown)}")
+        check_keys(cls, data, "model config", ModelError)
         try:
             return cls(
                 name=data.get("name", "custom"),
@@ -103,23 +100,12 @@ class ModelConfig:
     def load(cls, path: str | os.PathLike) -> ModelConfig:
         """Read a ``config.json`` file, or the one inside a checkpoint directory."""
         path = Path(path)
-        if path.is_dir():
-            path = path / CONFIG_NAME
-        if not path.is_file():
-            raise ModelError(f"{path}: no model config here")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ModelError(f"{path}: not a valid JSON config ({err.__class__.__name__})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path / CONFIG_NAME if path.is_dir() else path, "model config", ModelError))
 
     @classmethod
     def preset(cls, name: str) -> ModelConfig:
         """A named preset from ``videollm/presets/<name>.json``."""
-        path = resources.files("videollm").joinpath("presets", f"{name}.json")
-        if not path.is_file():
-            raise UsageError(f"no model preset named {name!r}; available: {', '.join(preset_names())}")
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return cls.from_dict(read_preset("videollm", name, "model"))
 
 
 def load_config(spec: str | os.PathLike) -> ModelConfig:

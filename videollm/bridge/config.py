@@ -10,10 +10,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, ClassVar
 
-from videollm.configs import JsonConfig
+from videollm.configs import JsonConfig, read_preset
 from videollm.errors import ModelError, UsageError
 
 READOUT_MODES: tuple[str, ...] = ("last_segment", "all_memories", "memory", "all_memories_last_segment",
@@ -179,10 +178,7 @@ class BridgeConfig(JsonConfig):
         Returns:
             The validated config.
         """
-        path = resources.files("videollm.bridge").joinpath("presets", f"{name}.json")
-        if not path.is_file():
-            raise ModelError(f"bridge config: no preset named {name!r}")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_preset("videollm.bridge", name, "bridge", ModelError)
         data.update(overrides)
         return cls.from_dict(data)
 

@@ -8,13 +8,12 @@ checkpoint; ``published``: the published VideoLLaMB schedule, docs/design.md §3
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from videollm.configs import build, preset_names, read_json, read_preset
 from videollm.errors import UsageError
 
 SOURCE_KINDS = ("world", "conversations")
@@ -161,7 +160,7 @@ class TrainConfig:
             if not isinstance(item, dict) or item.get("kind") not in SOURCE_KINDS:
                 raise UsageError(f"each data source needs a kind in {', '.join(SOURCE_KINDS)}")
             cls = WorldSourceConfig if item["kind"] == "world" else ConversationSourceConfig
-            sources.append(_build(cls, item, "data source"))
+            sources.append(build(cls, item, "data source"))
         if not sources:
             raise UsageError("a training config needs at least one data source")
         self.data = sources
@@ -187,37 +186,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return _build(cls, data, "training config")
+        return build(cls, data, "training config")
 
     @classmethod
     def load(cls, source: str | os.PathLike) -> TrainConfig:
         """Read a recipe: a JSON file path or the name of a shipped recipe (``embedded``, ``published``)."""
-        path = Path(source)
-        if not path.is_file():
-            shipped = resources.files("videollm.train").joinpath("presets").joinpath(f"{source}.json")
-            if not shipped.is_file():
-                raise UsageError(f"{source}: no such training config file or recipe "
-                                 f"({', '.join(recipe_names())})")
-            return cls.from_dict(json.loads(shipped.read_text(encoding="utf-8")))
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise UsageError(f"{path}: not a valid JSON training config ({err.__class__.__name__})") from None
-        return cls.from_dict(data)
+        if Path(source).is_file():
+            return cls.from_dict(read_json(source, "training config"))
+        if str(source) in recipe_names():
+            return cls.from_dict(read_preset("videollm.train", str(source), "training"))
+        raise UsageError(f"{source}: no such training config file or recipe ({', '.join(recipe_names())})")
 
 
 def recipe_names() -> list[str]:
     """Names of the shipped training recipes."""
-    folder = resources.files("videollm.train").joinpath("presets")
-    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
-
-
-def _build(cls, data: dict[str, Any], what: str):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UsageError(f"{what}: unknown field(s) {', '.join(unknown)}")
-    try:
-        return cls(**data)
-    except TypeError as err:
-        raise UsageError(f"{what}: {err}") from None
+    return preset_names("videollm.train")
