@@ -64,7 +64,7 @@ def test_outputs_parse_back_with_webvtt(cached_model, clips, tmp_path, capsys) -
     names = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json"))
     assert names == ["a/one.json", "a/two.json", "b/one.json", "b/three.json"]
     record = json.loads((tmp_path / "a/one.json").read_text())
-    assert record["video"] == str(clips[0].resolve()) and record["scenes"] and "summary" in record
+    assert record["video"] == str(clips[0].resolve()) and record["scenes"] and record["summary"] is None
     vtt = webvtt.read(str(tmp_path / "a/one.vtt"))
     srt = webvtt.from_srt(str(tmp_path / "a/one.srt"))
     for doc in (vtt, srt):
@@ -84,11 +84,13 @@ def test_outputs_parse_back_with_webvtt(cached_model, clips, tmp_path, capsys) -
 def test_stdout_json_lines_without_out(cached_model, clips, capsys) -> None:
     assert main(["caption", str(clips[0]), str(clips[1]), *TINY]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    scenes = [r for r in rows if "caption" in r]
-    summaries = [r for r in rows if "summary" in r]
-    assert {tuple(sorted(r)) for r in scenes} == {("caption", "end", "start", "video")}
-    assert [r["video"] for r in summaries] == [str(clips[0].resolve()), str(clips[1].resolve())]
-    assert all(r["start"] < r["end"] for r in scenes)
+    assert {tuple(sorted(r)) for r in rows} == {("caption", "end", "start", "video")}
+    assert {r["video"] for r in rows} == {str(clips[0].resolve()), str(clips[1].resolve())}
+    assert all(r["start"] < r["end"] for r in rows)
+    # The summary is asked for only on request.
+    assert main(["caption", str(clips[0]), "--summary", *TINY]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["video"] for r in rows if "summary" in r] == [str(clips[0].resolve())]
 
 
 def test_mixed_batch_reports_bad_inputs_and_finishes_good_ones(cached_model, clips, tmp_path, capsys) -> None:

@@ -1,4 +1,4 @@
-"""``videollm caption``: scene captions and a summary for a batch of videos (resumable, atomic, shardable)."""
+"""``videollm caption``: scene captions for a batch of videos (resumable, atomic, shardable)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from videollm.cli import add_command
 from videollm.commands import common
 from videollm.errors import UsageError, VideoError
-from videollm.prompts import CAPTION
+from videollm.prompts import CAPTION, CAPTION_TOKENS
 
 # Per-video failures that must not stop a batch: decoding problems surface as VideoError from videollm.io, but a
 # damaged file can also trip the decoder libraries themselves.
@@ -23,8 +23,13 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="write <name>.json/.srt/.vtt per video here (default: JSON lines on stdout)")
     p.add_argument("--format", default="json,srt,vtt", help="outputs to write with --out (default json,srt,vtt)")
     p.add_argument("--prompt", default=CAPTION, help=f"caption instruction (default {CAPTION!r})")
-    p.add_argument("--max-new-tokens", type=int, default=32, help="caption length bound in tokens (default 32)")
-    p.add_argument("--no-summary", action="store_true", help="skip the whole-video summary")
+    p.add_argument("--max-new-tokens", type=int, default=CAPTION_TOKENS,
+                   help=f"caption length bound in tokens (default {CAPTION_TOKENS})")
+    p.add_argument("--summary", action="store_true",
+                   help="also ask the model for a whole-video summary (the shipped embedded model was never trained "
+                        "to summarise: its 'summary' repeats the last scene's caption)")
+    # Accepted for scripts written when the summary was on by default.
+    p.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--save-memory", action="store_true",
                    help="also save <name>.memory.safetensors (needs --out) for `videollm ask`/`chat` without decoding")
     p.add_argument("--shard", metavar="I/N", help="process only shard I of N (0-based); derived automatically under "
@@ -48,11 +53,11 @@ def _reason(err: Exception) -> str:
 
 
 def caption(args: argparse.Namespace) -> int:
-    """Caption every scene of every input video, plus a whole-video summary.
+    """Caption every scene of every input video (with --summary, also ask for a whole-video summary).
 
     INPUT may be files, directories (searched recursively for video files) and globs (quote them: "clips/**/*.mp4").
-    Without --out, stdout gets one JSON line per scene {"video", "start", "end", "caption"} (seconds) and one
-    {"video", "summary"} line per video. With --out DIR, each video gets <name>.json, <name>.srt and <name>.vtt
+    Without --out, stdout gets one JSON line per scene {"video", "start", "end", "caption"} (seconds), and with
+    --summary one {"video", "summary"} line per video. With --out DIR, each video gets <name>.json, <name>.srt and <name>.vtt
     (--format), where <name> keeps the sub-folders the video had below a directory or glob input.
 
     Resumable: outputs are written to a temporary file and renamed into place, and videos whose outputs all exist
@@ -138,7 +143,7 @@ def _caption_one(model, item, paths: dict, args: argparse.Namespace, progress: b
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
             sys.stdout.flush()
     summary = None
-    if not args.no_summary:
+    if args.summary and not args.no_summary:
         summary = clean_caption("".join(summarize(model, session.state)))
         session.state.extra["summary"] = summary
         if not paths:
