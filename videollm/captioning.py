@@ -29,10 +29,8 @@ from typing import Any
 
 from videollm.bridge import BridgeState
 from videollm.io import FrameBatch
-from videollm.prompts import CAPTION, SUMMARY
+from videollm.prompts import CAPTION, CAPTION_TOKENS, SUMMARY
 
-#: Caption length bound: the synthetic world's captions are 10-25 tokens.
-CAPTION_TOKENS = 32
 SUMMARY_TOKENS = 96
 ANSWER_TOKENS = 128
 
@@ -230,17 +228,7 @@ def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch
     else:
         batches, name = iter(source), "<frames>"
     stop = threading.Event()
-
-    def until_stopped() -> Iterator[FrameBatch]:
-        for batch in batches:
-            yield batch
-            if stop.is_set():
-                break
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()  # releases a webcam or network stream at once
-
-    events = watch(model, until_stopped(), online=True, state=state, name=name, duration=duration,
+    events = watch(model, batches, online=True, state=state, name=name, duration=duration, stop=stop,
                    lag=DEFAULT_LAG if lag is None else lag)
     return VideoSession(model, name, events, prompt, max_new_tokens, stop_event=stop, state=state)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -152,7 +153,7 @@ def encode_batches(model, batches: Iterable[FrameBatch], duration: float | None 
 def watch(model, source: str | os.PathLike | EncodedVideo | Iterable[FrameBatch], *, online: bool = False,
           state: BridgeState | None = None, name: str | None = None, progress: bool = False, segmenter=None,
           lag: int = DEFAULT_LAG, max_scene_seconds: float = DEFAULT_MAX_SCENE_SECONDS,
-          duration: float | None = None) -> Iterator[SceneEvent]:
+          duration: float | None = None, stop: threading.Event | None = None) -> Iterator[SceneEvent]:
     """Watch a video into a scene memory: the one path every command, the app and the evaluation use.
 
     Args:
@@ -172,6 +173,8 @@ def watch(model, source: str | os.PathLike | EncodedVideo | Iterable[FrameBatch]
         max_scene_seconds: online only: a scene still open after this long is closed anyway (keeps memory flat).
         duration: the length of a source given as frame batches, when known (a file played as a stream); the last
             scene ends there, as it does when the file is watched offline.
+        stop: online only: once set, no further frame is read, the source is closed (a webcam or network stream
+            is released at once) and the open scene is closed at the last frame read.
 
     Yields:
         A ``SceneEvent`` right after each scene's bridge step; ``event.state`` is the memory up to that scene, and
@@ -193,7 +196,7 @@ def watch(model, source: str | os.PathLike | EncodedVideo | Iterable[FrameBatch]
             reader = open_video(source)
             duration = float(reader.meta.duration)
             source = _closing(reader, reader.iter_fps(fps, batch_size=8))
-        return _online(model, source, state, duration, segmenter, lag, max_scene_seconds)
+        return _online(model, source, state, duration, segmenter, lag, max_scene_seconds, stop)
     return _offline(model, source, state, progress, duration)
 
 
@@ -248,7 +251,7 @@ def build_memory(model, video: str | os.PathLike, progress: bool = False) -> Bri
 
 
 def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: float | None, segmenter, lag: int,
-            max_scene_seconds: float) -> Iterator[SceneEvent]:
+            max_scene_seconds: float, stop: threading.Event | None) -> Iterator[SceneEvent]:
     import scenetiling
     from videollm.bridge import segment_frame_indices
 
@@ -287,6 +290,7 @@ def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: 
         return 0.5 * (buf_time[i] + nxt)
 
     last_time = start_time
+    stopped = False
     for batch in batches:
         t0 = time.perf_counter()
         cls, tokens = model.encode_frames(batch.frames)  # (B, Dv), (B, P*P, Dv)
@@ -306,6 +310,12 @@ def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: 
                     yield close(i + 1, midpoint(i), t0, last_time)
             if len(buf_idx) >= max_frames:
                 yield close(len(buf_idx), midpoint(len(buf_idx) - 1), t0, last_time)
+        if stop is not None and stop.is_set():
+            stopped = True
+            break
+    release = getattr(batches, "close", None)
+    if release is not None:
+        release()  # a webcam or network stream is released at once
     if buf_idx:
         # The stream ended: judge the cuts still waiting, then close the final scene.
         final_ends = segmenter.flush() if segmenter is not None else []
@@ -314,7 +324,8 @@ def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: 
             i = end - buf_first
             if 0 <= i < len(buf_idx) - 1:
                 yield close(i + 1, midpoint(i), t0, last_time)
-        end_time = video_end(last_time, seg_cfg.fps, duration)
+        # A stream stopped early ends at its last frame read, not at the file's duration.
+        end_time = video_end(last_time, seg_cfg.fps, None if stopped else duration)
         state.extra["duration"] = end_time
         yield close(len(buf_idx), end_time, t0, last_time)
 
