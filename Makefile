@@ -6,7 +6,7 @@ SAMPLE ?= data/samples/world/video/video_000001.mp4
 # Extras for the test environment: the web app, LoRA training, benchmarks' PySceneDetect.
 TEST_EXTRAS := test,app,train,bench
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test test-fast install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -q
+
+# Everyday lane: the tests that need no full model, server, training or kernel interpreter (under a minute).
+test-fast: $(VENV)/.installed-test
+	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV)

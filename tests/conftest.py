@@ -161,3 +161,19 @@ def model():
     torch.manual_seed(0)
     yield VideoLLM.from_pretrained("tiny").eval()
     torch.set_num_threads(threads)
+
+
+# Test modules that load full models, serve the app, train or run interpreted Triton kernels. The full suite
+# (`make test`, CI) runs them; the everyday lane (`make test-fast`, `-m "not slow"`) leaves them out.
+SLOW_MODULES = frozenset({
+    "test_caption_cli.py", "test_stream_chat.py", "test_eval.py", "test_recall.py", "test_train.py",
+    "test_demos.py", "test_vision.py", "test_scenes_features.py", "test_model.py",
+})
+SLOW_FOLDERS = frozenset({"app", "kernels"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.name in SLOW_MODULES or path.parent.name in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
