@@ -58,7 +58,7 @@ def read_preset(package: str, name: str, label: str, error: type[VideollmError] 
     """The content of the preset ``<package>/presets/<name>.json``; an unknown name lists the ones there are."""
     path = resources.files(package).joinpath("presets", f"{name}.json")
     if not path.is_file():
-        raise error(f"no {label} preset named {name!r}; available: {', '.join(preset_names(package))}")
+        raise error(f"{label}: no preset named {name!r}; available: {', '.join(preset_names(package))}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
