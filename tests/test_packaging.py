@@ -68,3 +68,21 @@ def test_the_wheel_carries_the_shipped_data(tmp_path) -> None:
                  "videollm_app/ui.py", "videollm_kernels/__init__.py"):
         assert path in names, path
     assert not any(n.startswith("videollm_data/checkpoints/embedded/experiments") for n in names)
+
+
+def test_inference_never_imports_training_code() -> None:
+    """Only training itself (videollm/train/ and the `videollm train` command) may import videollm.train."""
+    import ast
+
+    allowed = {ROOT / "videollm" / "commands" / "train.py"}
+    offenders = []
+    for top in ("videollm", "app", "scenetiling", "kernels"):
+        for path in (ROOT / top).rglob("*.py"):
+            if path in allowed or (ROOT / "videollm" / "train") in path.parents:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                if any(n == "videollm.train" or n.startswith("videollm.train.") for n in names):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
