@@ -27,8 +27,8 @@ from videollm.lm import (
     lm_loss,
     load_lm,
     resolve_source,
-    score_candidates,
     scatter_visual,
+    score_candidates,
 )
 from videollm.lm.generation import _StopFilter
 from videollm.lm.loading import gguf_cache_path
@@ -499,6 +499,64 @@ def test_chat_with_visual_tokens_inserts_marker(loaded, monkeypatch: pytest.Monk
         chat(model, processor, [], "<video> <image>", visual=torch.zeros(5, HIDDEN))
 
 
+def test_generation_ignores_the_models_own_decoding_defaults(loaded) -> None:
+    model, tokenizer, processor = loaded
+    embeds = _prompt_embeds(model, processor)
+    # A hub checkpoint may ship sampling settings; the answer must stay the greedy one all the same.
+    model.generation_config.update(do_sample=True, temperature=5.0, top_k=3, repetition_penalty=50.0,
+                                   no_repeat_ngram_size=1)
+    assert "".join(generate_stream(model, tokenizer, embeds)) == ANSWER
+
+
+def test_seeded_sampling_leaves_the_global_rng_as_it_was(loaded) -> None:
+    model, tokenizer, processor = loaded
+    embeds = _prompt_embeds(model, processor)
+    before = torch.get_rng_state()
+    "".join(generate_stream(model, tokenizer, embeds, max_new_tokens=4, temperature=1.0, seed=3))
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_leaving_a_stream_early_stops_generating(loaded) -> None:
+    import threading
+
+    model, tokenizer, _ = loaded
+    forwards = []
+    handle = model.register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        noise = torch.randn(1, 6, HIDDEN, generator=torch.Generator().manual_seed(1))
+        # EOS suppressed: left alone, this stream would run all 400 forwards.
+        stream = generate_stream(model, tokenizer, noise, max_new_tokens=400,
+                                 suppress_token_ids=(tokenizer.eos_token_id,))
+        next(stream)
+        stream.close()
+    finally:
+        handle.remove()
+    assert len(forwards) < 50
+    assert not any(t.name == "videollm-generate" for t in threading.enumerate())
+
+
+def test_generate_errors_reach_the_consumer(loaded, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, tokenizer, processor = loaded
+
+    def broken(**kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(model, "generate", broken)
+    stream = generate_stream(model, tokenizer, _prompt_embeds(model, processor))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        list(stream)
+
+
+def test_generation_never_names_the_cache_argument() -> None:
+    # Its name changed between transformers releases (past_key_values, then cache); guessing it broke every chat.
+    import re
+
+    from videollm.lm import generation
+
+    source = Path(generation.__file__).read_text()
+    assert "past_key_values" not in source and "signature" not in source and not re.search(r"\bcache\s*=", source)
+
+
 # ---------------------------------------------------------------- scoring and loss
 
 
@@ -543,38 +601,3 @@ def test_lm_loss_equals_full_logits_loss(loaded) -> None:
     torch.testing.assert_close(grad_ours, grad_ref)
     none = lm_loss(model, embeds, batch["attention_mask"], torch.full_like(batch["labels"], IGNORE_INDEX))
     assert float(none.detach()) == 0.0 and none.requires_grad
-
-
-class _OldCacheNames(torch.nn.Module):
-    """A causal LM as transformers 5.17 and earlier spell it: the cache goes in and comes out as ``past_key_values``."""
-
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
-                inputs_embeds=None, use_cache=None, logits_to_keep=0):
-        from types import SimpleNamespace
-
-        return SimpleNamespace(logits=torch.zeros(1, 1, 3), past_key_values=("next", past_key_values))
-
-
-class _Wrapped(torch.nn.Module):
-    """Stands in for a PEFT model: forward takes ``**kwargs``, the wrapped model's class names the cache."""
-
-    def __init__(self, base: torch.nn.Module) -> None:
-        super().__init__()
-        self.base = base
-
-    def get_base_model(self) -> torch.nn.Module:
-        return self.base
-
-    def forward(self, **kwargs):
-        return self.base(**kwargs)
-
-
-@pytest.mark.parametrize("wrap", [False, True])
-def test_generation_passes_the_cache_by_the_models_own_name(wrap: bool) -> None:
-    from videollm.lm.generation import _forward
-
-    model = _Wrapped(_OldCacheNames()) if wrap else _OldCacheNames()
-    mask = torch.ones(1, 1, dtype=torch.long)
-    _, cache = _forward(model, mask, torch.zeros(1, 1, dtype=torch.long), "previous", None,
-                        input_ids=torch.zeros(1, 1, dtype=torch.long))
-    assert cache == ("next", "previous")

@@ -1,21 +1,24 @@
-"""Streaming generation from input embeddings, chat turns, and candidate scoring.
+"""Text generation from input embeddings on transformers' own ``generate``, chat turns, and candidate scoring.
 
-Everything here runs the model under ``torch.no_grad`` (and optional autocast) *per forward call*, never
-around a ``yield``: grad mode and autocast are thread-local switches, and holding them across a yield would
-leak them into the consumer's code while the generator is suspended.
+Streamed generation runs ``generate`` in a worker thread that feeds a ``TextIteratorStreamer``: grad mode and
+autocast are thread-local switches, so setting them in the worker never leaks them into the consumer's code while
+the consumer's generator is suspended. Leaving that generator early cancels the worker at its next token.
+
+Candidate scoring is the one thing ``generate`` cannot do (log-likelihoods of given continuations); it is a plain
+forward over prompt and candidate, with no key/value cache to pass between calls, so nothing here depends on what a
+transformers version calls that cache.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
-import inspect
+import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from videollm.errors import UsageError
 from videollm.lm.scatter import embed_with_visual
@@ -30,54 +33,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
-def _cache_argument(model: PreTrainedModel) -> str:
-    """The name the model's forward takes the key/value cache under: ``cache`` once transformers renamed
-    ``past_key_values`` (after 5.17, by 5.24; the old name is a deprecated alias until 5.40), else ``past_key_values``.
-    A PEFT wrapper forwards ``**kwargs``, so the wrapped model's class is asked."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return _cache_argument_of(type(base))
-
-
-@functools.cache
-def _cache_argument_of(cls: type) -> str:
-    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
-
-
-@torch.no_grad()
-def _forward(
-    model: PreTrainedModel,
-    attention_mask: torch.Tensor,
-    position_ids: torch.Tensor,
-    cache: Any,
-    autocast_dtype: torch.dtype | None,
-    input_ids: torch.Tensor | None = None,
-    inputs_embeds: torch.Tensor | None = None,
-    last_only: bool = True,
-) -> tuple[torch.Tensor, Any]:
-    device = (inputs_embeds if inputs_embeds is not None else input_ids).device
-    with _autocast(device, autocast_dtype):
-        out = model(
-            input_ids=input_ids,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=True,
-            # Only the last position's logits are needed while generating: skip the (T, V) head matmul.
-            logits_to_keep=1 if last_only else 0,
-            **{_cache_argument(model): cache},
-        )
-    cache = getattr(out, "cache", None)  # the output field was renamed with the argument
-    if cache is None:
-        cache = getattr(out, "past_key_values", None)
-    return out.logits.float(), cache
-
-
-def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    # Left padding: real tokens count from 0 after the pads (pads get 0, they are masked anyway).
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
-
-
-def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
+def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     ids: set[int] = set()
     gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     for value in (gen_eos, tokenizer.eos_token_id):
@@ -85,61 +41,41 @@ def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[
             ids.add(value)
         elif value is not None:
             ids.update(int(v) for v in value)
-    return ids
+    return sorted(ids)
 
 
-def _pick_token(
-    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
-) -> int:
-    """Greedy (temperature 0) or nucleus sampling from (1, V) logits."""
-    if temperature <= 0.0:
-        return int(logits.argmax(dim=-1))
-    probs = torch.softmax(logits / temperature, dim=-1)  # (1, V)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        # Drop a token once the mass before it already reaches top_p (the top token always stays).
-        drop = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= top_p
-        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=generator))
+def _generate_kwargs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int,
+                     temperature: float, top_p: float, suppress_token_ids: Sequence[int]) -> dict[str, Any]:
+    """The decoding settings, all explicit: ``generate`` fills whatever is left unset from the model's own
+    generation config (a hub checkpoint may ship sampling on, top-k or a repetition penalty)."""
+    eos = _eos_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos[0] if eos else 0)
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens, "min_new_tokens": 0, "num_beams": 1, "repetition_penalty": 1.0,
+        "no_repeat_ngram_size": 0, "eos_token_id": eos, "pad_token_id": pad,
+        "suppress_tokens": list(suppress_token_ids) or None, "do_sample": temperature > 0.0,
+    }
+    if temperature > 0.0:
+        kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+    return kwargs
 
 
-class _IncrementalDecoder:
-    """Decodes a growing id list into only the newly stable text.
+class _Cancel(StoppingCriteria):
+    """Ends ``generate`` once set: the consumer of a stream went away or found a stop string first."""
 
-    A piece is released once the decoded text stops ending in U+FFFD (an incomplete UTF-8 sequence of a
-    byte-level BPE); the text is decoded in a short window that starts one piece back, so tokenizers that
-    render a leading space depending on context (SentencePiece) still produce the same text as decoding
-    everything at once.
-    """
+    def __init__(self) -> None:
+        self.event = threading.Event()
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        self.tokenizer = tokenizer
-        self.ids: list[int] = []
-        self.prefix = 0
-        self.read = 0
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-
-    def push(self, token_id: int) -> str:
-        self.ids.append(token_id)
-        prefix_text = self._decode(self.ids[self.prefix : self.read])
-        new_text = self._decode(self.ids[self.prefix :])
-        if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
-            self.prefix, self.read = self.read, len(self.ids)
-            return new_text[len(prefix_text) :]
-        return ""
-
-    def flush(self) -> str:
-        prefix_text = self._decode(self.ids[self.prefix : self.read])
-        new_text = self._decode(self.ids[self.prefix :])
-        self.prefix = self.read = len(self.ids)
-        return new_text[len(prefix_text) :]
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 class _StopFilter:
-    """Withholds text that might be the start of a stop string; cuts the output before a stop string."""
+    """Withholds text that might be the start of a stop string; cuts the output before a stop string.
+
+    ``generate``'s own ``stop_strings`` ends decoding but keeps the stop string in the text; the answer must not
+    show it, nor a prefix of it while it is still undecided.
+    """
 
     def __init__(self, stops: Sequence[str]) -> None:
         self.stops = [s for s in stops if s]
@@ -161,6 +97,19 @@ class _StopFilter:
         return buf[: len(buf) - hold], False
 
 
+@contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seeds the global RNG ``generate`` samples from, restoring it afterwards (``generate`` takes no generator;
+    a seeded stream is reproducible as long as no other thread samples at the same time)."""
+    if seed is None:
+        yield
+        return
+    on_cpu = device.type == "cpu"  # the CPU generator is always forked
+    with torch.random.fork_rng(devices=[] if on_cpu else [device], device_type=None if on_cpu else device.type):
+        torch.manual_seed(seed)
+        yield
+
+
 def generate_stream(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -176,9 +125,8 @@ def generate_stream(
 ) -> Iterator[str]:
     """Generate text from prompt embeddings, yielding each newly decoded piece as soon as it is stable.
 
-    Uses the KV cache (one forward per new token after the prompt). Stops at an EOS token, a stop string
-    (which is never yielded, nor any text after it) or ``max_new_tokens``. Special tokens are not
-    rendered. ``"".join(pieces)`` is the decoded answer.
+    Stops at an EOS token, a stop string (which is never yielded, nor any text after it) or ``max_new_tokens``.
+    Special tokens are not rendered. ``"".join(pieces)`` is the decoded answer.
 
     Args:
         model: causal LM.
@@ -189,7 +137,7 @@ def generate_stream(
         temperature: 0 for greedy decoding, else the softmax temperature of sampling.
         top_p: nucleus sampling mass (only with ``temperature > 0``).
         stop: strings that end the answer.
-        seed: seeds the sampler (``None``: torch's global RNG).
+        seed: seeds the sampler (``None``: torch's global RNG as it is).
         suppress_token_ids: ids never generated (e.g. the visual placeholder).
         autocast_dtype: e.g. ``torch.bfloat16`` to run the forwards under autocast.
 
@@ -208,58 +156,52 @@ def generate_stream(
         if attention_mask is None
         else attention_mask.reshape(1, -1).to(device=device, dtype=torch.long)
     )  # (1, T)
-    args = (max_new_tokens, temperature, top_p, stop, seed, suppress_token_ids, autocast_dtype)
-    return _generate(model, tokenizer, inputs_embeds, mask, *args)
-
-
-def _generate(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    inputs_embeds: torch.Tensor,
-    mask: torch.Tensor,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    stop: Sequence[str],
-    seed: int | None,
-    suppress_token_ids: Sequence[int],
-    autocast_dtype: torch.dtype | None,
-) -> Iterator[str]:
-    device = inputs_embeds.device
-    generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
-    eos = _eos_ids(model, tokenizer)
-    suppress = torch.tensor(list(suppress_token_ids), dtype=torch.long, device=device)
-    decoder, stopper = _IncrementalDecoder(tokenizer), _StopFilter(stop)
     if max_new_tokens == 0:
-        return
-    position = _positions(mask)  # (1, T)
-    logits, cache = _forward(model, mask, position, None, autocast_dtype, inputs_embeds=inputs_embeds)
-    position = position[:, -1:]  # (1, 1)
-    for step in range(max_new_tokens):
-        logits = logits[:, -1]  # (1, V)
-        if suppress.numel():
-            logits = logits.index_fill(-1, suppress, float("-inf"))
-        token = _pick_token(logits, temperature, top_p, generator)
-        if token in eos:
-            break
-        text, stopped = stopper.push(decoder.push(token))
-        if text:
-            yield text
-        if stopped:
-            return
-        if step + 1 == max_new_tokens:
-            break
-        mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)  # (1, T + step + 1)
-        position = position + 1
-        token_ids = torch.tensor([[token]], dtype=torch.long, device=device)
-        logits, cache = _forward(model, mask, position, cache, autocast_dtype, input_ids=token_ids)
-    text, _ = stopper.push(decoder.flush())
-    text += stopper.pending
-    if text:
-        yield text
+        return iter(())
+    kwargs = _generate_kwargs(model, tokenizer, max_new_tokens, temperature, top_p, suppress_token_ids)
+    stops = [s for s in stop if s]
+    if stops:
+        kwargs.update(stop_strings=stops, tokenizer=tokenizer)
+    return _stream(model, tokenizer, inputs_embeds, mask, kwargs, stops, seed, autocast_dtype)
 
 
-@torch.no_grad()
+def _stream(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs_embeds: torch.Tensor,
+            mask: torch.Tensor, kwargs: dict[str, Any], stops: Sequence[str], seed: int | None,
+            autocast_dtype: torch.dtype | None) -> Iterator[str]:
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True,
+                                    clean_up_tokenization_spaces=False)
+    cancel = _Cancel()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with torch.no_grad(), _autocast(inputs_embeds.device, autocast_dtype), _seeded(seed, inputs_embeds.device):
+                model.generate(inputs_embeds=inputs_embeds, attention_mask=mask, streamer=streamer,
+                               stopping_criteria=StoppingCriteriaList([cancel]), **kwargs)
+        except BaseException as err:  # noqa: BLE001 (re-raised in the consumer, which would otherwise wait forever)
+            failure.append(err)
+            streamer.end()
+
+    worker = threading.Thread(target=work, name="videollm-generate", daemon=True)
+    stopper = _StopFilter(stops)
+    worker.start()
+    try:
+        for piece in streamer:
+            text, stopped = stopper.push(piece)
+            if text:
+                yield text
+            if stopped:
+                return
+        worker.join()
+        if failure:
+            raise failure[0]
+        if stopper.pending:
+            yield stopper.pending
+    finally:
+        cancel.event.set()
+        worker.join()
+
+
 def generate_greedy_batch(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -289,32 +231,20 @@ def generate_greedy_batch(
     if inputs_embeds.dim() != 3 or attention_mask.shape != inputs_embeds.shape[:2]:
         raise UsageError(f"generate_greedy_batch takes (B, T, H) embeddings and a (B, T) mask; got "
                          f"{tuple(inputs_embeds.shape)} and {tuple(attention_mask.shape)}")
-    device = inputs_embeds.device
     batch = inputs_embeds.shape[0]
-    mask = attention_mask.to(device=device, dtype=torch.long)
-    eos = torch.tensor(sorted(_eos_ids(model, tokenizer)), dtype=torch.long, device=device)
-    suppress = torch.tensor(list(suppress_token_ids), dtype=torch.long, device=device)
-    out = torch.zeros(batch, 0, dtype=torch.long, device=device)
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    if max_new_tokens > 0:
-        position = _positions(mask)
-        logits, cache = _forward(model, mask, position, None, autocast_dtype, inputs_embeds=inputs_embeds)
-        position = position[:, -1:]  # (B, 1)
-        for step in range(max_new_tokens):
-            last = logits[:, -1]  # (B, V)
-            if suppress.numel():
-                last = last.index_fill(-1, suppress, float("-inf"))
-            token = last.argmax(dim=-1)  # (B,)
-            finished = torch.isin(token, eos) | done
-            out = torch.cat([out, token.masked_fill(finished, -1)[:, None]], dim=1)
-            done = finished
-            if bool(done.all()) or step + 1 == max_new_tokens:
-                break
-            mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
-            position = position + 1
-            logits, cache = _forward(model, mask, position, cache, autocast_dtype, input_ids=token[:, None])
-    return [tokenizer.decode([int(t) for t in row if t >= 0], skip_special_tokens=True,
-                             clean_up_tokenization_spaces=False) for row in out]
+    if max_new_tokens <= 0:
+        return [""] * batch
+    kwargs = _generate_kwargs(model, tokenizer, max_new_tokens, 0.0, 1.0, suppress_token_ids)
+    mask = attention_mask.to(device=inputs_embeds.device, dtype=torch.long)
+    with torch.no_grad(), _autocast(inputs_embeds.device, autocast_dtype):
+        # With embeddings only, ``generate`` returns just the new tokens: (B, N).
+        out = model.generate(inputs_embeds=inputs_embeds, attention_mask=mask, **kwargs)
+    eos = set(kwargs["eos_token_id"])
+    answers = []
+    for row in out.tolist():
+        end = next((i for i, t in enumerate(row) if t in eos), len(row))  # finished rows are padded after EOS
+        answers.append(tokenizer.decode(row[:end], skip_special_tokens=True, clean_up_tokenization_spaces=False))
+    return answers
 
 
 def chat(
@@ -375,7 +305,7 @@ def score_candidates(
 ) -> torch.Tensor:
     """Log-likelihood of each candidate continuation of one prompt (multiple choice, answer ranking).
 
-    The prompt runs once; its KV cache is repeated for each batch of candidates.
+    Each batch of candidates is one forward over prompt + candidate rows (candidates right padded).
 
     Args:
         model: causal LM.
@@ -409,11 +339,7 @@ def score_candidates(
     empty = [c for c, ids in zip(candidates, token_lists) if not ids]
     if empty:
         raise UsageError(f"candidate {empty[0]!r} tokenises to nothing")
-    prefix_logits, prefix_cache = _forward(
-        model, pmask, _positions(pmask), None, autocast_dtype, inputs_embeds=prefix_embeds
-    )
-    first_logp = torch.log_softmax(prefix_logits[:, -1], dim=-1)  # (1, V): predicts each candidate's 1st token
-    start = int(pmask.sum())
+    embed = model.get_input_embeddings()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     scores = []
     for lo in range(0, len(token_lists), batch_size):
@@ -422,14 +348,14 @@ def score_candidates(
         ids = pad_sequence(rows, batch_first=True, padding_value=pad)  # (n, L)
         valid = pad_sequence([torch.ones_like(r, dtype=torch.bool) for r in rows], batch_first=True)  # (n, L)
         n, length = ids.shape
-        cache = copy.deepcopy(prefix_cache)
-        cache.batch_repeat_interleave(n)
+        embeds = torch.cat([prefix_embeds.expand(n, -1, -1), embed(ids).to(prefix_embeds.dtype)], dim=1)
         mask = torch.cat([pmask.expand(n, -1), valid.long()], dim=1)  # (n, P + L)
-        position = (start + torch.arange(length, device=device)).expand(n, -1)  # (n, L)
-        logits, _ = _forward(model, mask, position, cache, autocast_dtype, input_ids=ids, last_only=False)
-        # Position j's logits predict token j + 1; the prompt's last logits predict token 0.
-        logp = torch.cat([first_logp[:, None].expand(n, 1, -1), torch.log_softmax(logits[:, :-1], dim=-1)], dim=1)
-        token_logp = logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * valid  # (n, L)
+        position = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0 after the pads
+        with _autocast(device, autocast_dtype):
+            # Logits from the prompt's last position on: position P - 1 + j predicts candidate token j.
+            logits = model(inputs_embeds=embeds, attention_mask=mask, position_ids=position, use_cache=False,
+                           logits_to_keep=length + 1).logits[:, :-1].float()  # (n, L, V)
+        token_logp = torch.log_softmax(logits, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * valid  # (n, L)
         total = token_logp.sum(dim=1)  # (n,)
         scores.append(total / valid.sum(dim=1) if reduction == "mean" else total)
     return torch.cat(scores).float()
