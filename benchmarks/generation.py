@@ -190,7 +190,7 @@ def main() -> None:
             t_olds.append(t_old)
             t_news.append(t_new)
         t_old, t_new = statistics.mean(t_olds), statistics.mean(t_news)
-        print(f"(c) scoring {count:2d} candidates: prompt KV cache reused {t_old * 1e3:.1f} ms, one forward per batch "
+        print(f"(c) scoring {count:2d} candidates: baseline {t_old * 1e3:.1f} ms, current "
               f"{t_new * 1e3:.1f} ms per question, ratio {t_new / t_old:.2f}, same pick {'yes' if same else 'NO'}, "
               f"max |score difference| {max(diffs):.1e}")
 
