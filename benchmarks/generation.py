@@ -31,6 +31,9 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+# benchmarks/decode.py (this script's folder is first on sys.path): interleaved medians
+from decode import median_seconds  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = "1cc1796ad74c"  # the hand-written decoder with the cache-argument lookup, before the move to ``generate``
 
@@ -59,18 +62,6 @@ def record_baseline_ids(old) -> list[list[int]]:
 
     old._IncrementalDecoder = Recording
     return runs
-
-
-def medians(fns: list[Callable[[], object]], runs: int) -> list[float]:
-    for fn in fns:
-        fn()  # warm-up: lazy imports, allocator, stop-string tables
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(runs):
-        for fn, bucket in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            bucket.append(time.perf_counter() - start)
-    return [statistics.median(bucket) for bucket in times]
 
 
 def answer(impl, lm, processor, question: str, visual, bound: int) -> str:
@@ -142,7 +133,7 @@ def main() -> None:
         ids_new = ids_new[: next((i for i, t in enumerate(ids_new) if t in kwargs["eos_token_id"]), len(ids_new))]
         same = ids_old == ids_new and old_text == new_text
         identical &= same
-        t_old, t_new = medians([partial(answer, impl, lm, processor, question, visual, bound) for impl in (old, new)],
+        t_old, t_new = median_seconds([partial(answer, impl, lm, processor, question, visual, bound) for impl in (old, new)],
                                args.runs)
         rows["caption" if question == CAPTION else "question"].append((t_old, t_new, len(ids_new)))
         print(f"  {label:<48} {len(ids_new):3d} tokens  hand-written {t_old * 1e3:7.1f} ms  generate "
@@ -167,7 +158,7 @@ def main() -> None:
         suppress = (processor.placeholder_id,)
         old_out = old.generate_greedy_batch(lm, tokenizer, batch, mask, CAPTION_TOKENS, suppress_token_ids=suppress)
         new_out = new.generate_greedy_batch(lm, tokenizer, batch, mask, CAPTION_TOKENS, suppress_token_ids=suppress)
-        t_old, t_new = medians([partial(impl.generate_greedy_batch, lm, tokenizer, batch, mask, CAPTION_TOKENS,
+        t_old, t_new = median_seconds([partial(impl.generate_greedy_batch, lm, tokenizer, batch, mask, CAPTION_TOKENS,
                                         suppress_token_ids=suppress) for impl in (old, new)], args.runs)
         print(f"(b) batched captions, batch {size:3d}: hand-written {t_old / size * 1e3:.1f} ms, generate "
               f"{t_new / size * 1e3:.1f} ms per caption, ratio {t_new / t_old:.2f}, identical "
@@ -185,7 +176,7 @@ def main() -> None:
             s_new = new.score_candidates(lm, tokenizer, prefix, choices)
             diffs.append(float((s_old - s_new).abs().max()))
             same &= int(s_old.argmax()) == int(s_new.argmax())
-            t_old, t_new = medians([partial(impl.score_candidates, lm, tokenizer, prefix, choices)
+            t_old, t_new = median_seconds([partial(impl.score_candidates, lm, tokenizer, prefix, choices)
                                     for impl in (old, new)], args.runs)
             t_olds.append(t_old)
             t_news.append(t_new)
