@@ -31,5 +31,6 @@ __all__ = [
     "lm_loss",
     "load_lm",
     "resolve_source",
+    "scatter_visual",
     "score_candidates",
 ]
