@@ -215,20 +215,13 @@ def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch
     from videollm.memory import DEFAULT_LAG, watch
 
     fps = model.config.segmentation.fps
-    duration = None
     if isinstance(source, (str, os.PathLike, int)):
         batches = open_source(source, fps=fps, realtime=realtime, batch_size=batch_size or (1 if realtime else 8))
         name = str(source)
-        if os.path.isfile(source if not isinstance(source, int) else ""):
-            from videollm.io import open_video
-
-            # A file played as a stream ends where the same file watched offline ends: at its duration.
-            with open_video(source) as reader:
-                duration = float(reader.meta.duration)
     else:
         batches, name = iter(source), "<frames>"
     stop = threading.Event()
-    events = watch(model, batches, online=True, state=state, name=name, duration=duration, stop=stop,
+    events = watch(model, batches, online=True, state=state, name=name, stop=stop,
                    lag=DEFAULT_LAG if lag is None else lag)
     return VideoSession(model, name, events, prompt, max_new_tokens, stop_event=stop, state=state)
 

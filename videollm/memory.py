@@ -171,8 +171,8 @@ def watch(model, source: str | os.PathLike | EncodedVideo | Iterable[FrameBatch]
         lag: online only: sampled frames the default segmenter waits before judging a candidate cut (smaller:
             captions sooner after a cut; larger: the threshold statistics include more of what follows the cut).
         max_scene_seconds: online only: a scene still open after this long is closed anyway (keeps memory flat).
-        duration: the length of a source given as frame batches, when known (a file played as a stream); the last
-            scene ends there, as it does when the file is watched offline.
+        duration: the source's length in seconds when known (default: the ``duration`` of a file source from
+            ``open_source``); the last scene of a stream that runs to the end ends there, as offline.
         stop: online only: once set, no further frame is read, the source is closed (a webcam or network stream
             is released at once) and the open scene is closed at the last frame read.
 
@@ -187,22 +187,17 @@ def watch(model, source: str | os.PathLike | EncodedVideo | Iterable[FrameBatch]
     state = state if state is not None else model.bridge.init_state(keep_scenes=model.config.recall)
     is_file = isinstance(source, (str, os.PathLike))
     state.extra.update(video=name or (str(source) if is_file else "<frames>"), fps=fps)
+    if online and is_file:
+        from videollm.io import open_source
+
+        source = open_source(source, fps=fps, batch_size=8)
+    # A file played as a stream ends where the same file watched offline ends: at its duration.
+    duration = duration if duration is not None else getattr(source, "duration", None)
     if online:
         if isinstance(source, EncodedVideo):
             raise ValueError("online watching reads frames, not an EncodedVideo")
-        if is_file:
-            from videollm.io import open_video
-
-            reader = open_video(source)
-            duration = float(reader.meta.duration)
-            source = _closing(reader, reader.iter_fps(fps, batch_size=8))
         return _online(model, source, state, duration, segmenter, lag, max_scene_seconds, stop)
     return _offline(model, source, state, progress, duration)
-
-
-def _closing(reader, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
-    with reader:
-        yield from batches
 
 
 def _offline(model, source, state: BridgeState, progress: bool, duration: float | None) -> Iterator[SceneEvent]:

@@ -35,7 +35,8 @@ def open_source(
 
     Returns:
         An iterator of FrameBatch; ``times`` are seconds of stream time (wall-clock seconds since the first frame
-        for webcams).
+        for webcams). For a file it also has ``duration``, the file's length in seconds (a live source has none),
+        and ``close()`` releases the source at once.
 
     Raises:
         VideoError: the source cannot be opened (raised by this call, before any iteration).
@@ -48,7 +49,25 @@ def open_source(
         return _iter_capture(_open_capture(int(source)), int(source), fps, batch_size, wall_clock=True)
     if isinstance(source, str) and source.lower().startswith(_URL_SCHEMES):
         return _iter_capture(_open_capture(source), source, fps, batch_size, wall_clock=False)
-    return _iter_file(open_video(source), fps, realtime, batch_size)
+    return FileSource(open_video(source), fps, realtime, batch_size)
+
+
+class FileSource:
+    """A video file played as a source: an iterator of ``FrameBatch`` that also knows the file's ``duration``."""
+
+    def __init__(self, reader: VideoReader, fps: float | None, realtime: bool, batch_size: int) -> None:
+        self.duration = float(reader.meta.duration)
+        self._batches = _iter_file(reader, fps, realtime, batch_size)
+
+    def __iter__(self) -> FileSource:
+        return self
+
+    def __next__(self) -> FrameBatch:
+        return next(self._batches)
+
+    def close(self) -> None:
+        """Release the file (the iteration ends)."""
+        self._batches.close()
 
 
 def _iter_file(reader: VideoReader, fps: float | None, realtime: bool, batch_size: int) -> Iterator[FrameBatch]:
