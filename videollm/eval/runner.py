@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -60,7 +61,7 @@ class Case:
     truth: dict
     features: VideoFeatures
 
-    @property
+    @functools.cached_property
     def video(self) -> EncodedVideo:
         """The cached features as the watch path's input, with the file's own frame indices and duration."""
         return encoded_file(self.path, self.features)
