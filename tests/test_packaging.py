@@ -45,9 +45,11 @@ def test_missing_shipped_checkpoint_is_an_error_not_random_weights(monkeypatch, 
 
 
 def test_untrained_preset_is_announced(capsys) -> None:
-    from videollm.commands.common import warn_untrained
+    from argparse import Namespace
 
-    warn_untrained("embedded")
+    from videollm.commands.common import model_source
+
+    assert model_source(Namespace(model="embedded")) == "embedded"
     assert "untrained" in capsys.readouterr().err
 
 

@@ -12,6 +12,7 @@ import os
 from importlib import util
 from pathlib import Path
 
+from videollm import configs
 from videollm.errors import ModelError, UsageError
 
 DATA_PACKAGE = "videollm_data"
@@ -81,6 +82,4 @@ def resolve_model(spec: str | os.PathLike) -> Path | str:
 
 def preset_names() -> list[str]:
     """Names of the shipped model presets (``videollm/presets/*.json``)."""
-    from videollm.configs import preset_names as names
-
-    return names("videollm")
+    return configs.preset_names("videollm")

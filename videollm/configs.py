@@ -18,12 +18,11 @@ from typing import Any, ClassVar
 from videollm.errors import UsageError, VideollmError
 
 
-def check_keys(cls, data: dict[str, Any], label: str, error: type[VideollmError] = UsageError,
-               extra: frozenset[str] = frozenset()) -> None:
-    """Raise ``error`` naming the keys of ``data`` that are not fields of the dataclass ``cls`` (nor in ``extra``)."""
+def check_keys(cls, data: dict[str, Any], label: str, error: type[VideollmError] = UsageError) -> None:
+    """Raise ``error`` naming the keys of ``data`` that are not fields of the dataclass ``cls``."""
     if not isinstance(data, dict):
         raise error(f"{label}: expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)} - extra)
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
         raise error(f"{label}: unknown field(s) {', '.join(unknown)}")
 

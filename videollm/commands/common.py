@@ -65,12 +65,9 @@ def load_model(args: argparse.Namespace, load_vision: bool = True, device=None):
         UsageError: --model names neither a checkpoint directory nor a preset, or --device is unavailable.
         ModelError: the default checkpoint is missing from this install.
     """
-    from videollm.config import resolve_model
     from videollm.model import VideoLLM
 
-    spec = resolve_model(args.model)
-    if isinstance(spec, str):
-        warn_untrained(spec)
+    spec = model_source(args)
     default_device, dtype = torch_device_dtype(args)
     model = VideoLLM.from_pretrained(spec, device=device or default_device, dtype=dtype, load_vision=load_vision)
     if getattr(args, "fps", None):
@@ -78,9 +75,15 @@ def load_model(args: argparse.Namespace, load_vision: bool = True, device=None):
     return model
 
 
-def warn_untrained(preset: str) -> None:
-    """Say on stderr that a preset's bridge and projector are freshly initialised (its captions mean nothing)."""
+def model_source(args: argparse.Namespace):
+    """What --model names (``videollm.assets.resolve_model``: a checkpoint directory or a preset name); a preset's
+    untrained bridge and projector are announced on stderr, since its captions mean nothing."""
     import sys
 
-    print(f"videollm: note: preset {preset!r} has untrained bridge and projector weights; pass a trained "
-          "checkpoint directory (or leave --model out for the shipped one) for meaningful output", file=sys.stderr)
+    from videollm.assets import resolve_model
+
+    source = resolve_model(args.model)
+    if isinstance(source, str):
+        print(f"videollm: note: preset {source!r} has untrained bridge and projector weights; pass a trained "
+              "checkpoint directory (or leave --model out for the shipped one) for meaningful output", file=sys.stderr)
+    return source

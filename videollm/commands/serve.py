@@ -6,8 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from videollm.cli import add_command
-from videollm.assets import resolve_model
-from videollm.commands.common import add_model_args, torch_device_dtype, warn_untrained
+from videollm.commands.common import add_model_args, model_source, torch_device_dtype
 from videollm.errors import UsageError
 
 if TYPE_CHECKING:
@@ -55,10 +54,7 @@ def serve(args: argparse.Namespace) -> int:
                            queue_size=args.queue_size)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    source = resolve_model(args.model)
-    if isinstance(source, str):
-        warn_untrained(source)
-    spec = str(source)
+    spec = str(model_source(args))
     # Importing torch/transformers and loading the weights takes longer than everything the page needs, so the page
     # is served first and the model loads right after (a thread loading during the Gradio import only slows both
     # down: both are mostly Python imports holding the GIL).
