@@ -99,7 +99,7 @@ def _watch_handlers(ctx: TabContext) -> tuple[Callable, Callable]:
     @user_errors
     def watch(video: str | None, progress: gr.Progress = gr.Progress()):  # noqa: B008 (Gradio's idiom)
         from videollm import captioning
-        from videollm.memory import encode_video
+        from videollm.memory import scan_video
 
         meta = media.check_video(video, ctx.limits)
         name = Path(video).name
@@ -112,9 +112,9 @@ def _watch_handlers(ctx: TabContext) -> tuple[Callable, Callable]:
                media.timeline_html([], meta.duration), [], None, [], None)
         scenes: list[tuple[float, float, str]] = []
         gallery: list[tuple[str, str]] = []
-        # Encode once: the captions and the SceneTiling plot both use these features.
-        encoded = encode_video(model, video)
-        watched = captioning.caption_video(model, video, encoded=encoded)
+        # Scan once: the captions and the SceneTiling plot both use these features.
+        scanned = scan_video(model, video)
+        watched = captioning.caption_video(model, video, encoded=scanned)
         for sc in watched:
             scenes.append((sc.start, sc.end, sc.caption))
             thumb = media.scene_thumbnails(video, [(sc.start, sc.end)], ctx.workdir)[0]
@@ -129,21 +129,22 @@ def _watch_handlers(ctx: TabContext) -> tuple[Callable, Callable]:
         yield (status(f"{len(scenes)} scenes in {took:.1f} s; plotting the SceneTiling curve…"), strip,
                gallery, None, [], session)
         progress(1.0, desc="Plotting the SceneTiling curve")
-        plot = _scene_plot(ctx, encoded)
+        plot = _scene_plot(ctx, scanned)
         yield (status(f"{len(scenes)} scenes in {took:.1f} s. Ask away: questions reuse this memory.", "done"),
                strip, gallery, plot, [], session)
 
     return check_video, watch
 
 
-def _scene_plot(ctx: TabContext, encoded: Any) -> str:
+def _scene_plot(ctx: TabContext, scanned: Any) -> str:
     import scenetiling
 
     from videollm.segmentation import segment_ends
 
     seg = ctx.loader.get().config.segmentation
     out = media.new_file(ctx.workdir, "scenetiling", ".png")
-    scenetiling.plot(encoded.cls, segment_ends(encoded.cls, seg), out, times=encoded.times, alpha=seg.alpha)
+    scenetiling.plot(scanned.features, segment_ends(scanned.features, seg), out, times=scanned.times,
+                     alpha=seg.alpha)
     return str(out)
 
 

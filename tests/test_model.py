@@ -6,6 +6,7 @@ import dataclasses
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -137,6 +138,35 @@ def test_streaming_watch_matches_offline_scene_count(model: VideoLLM) -> None:
     spans = [(e.start, e.end) for e in events]
     assert all(a < b for a, b in spans) and all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1))
     assert abs(len(events) - offline.num_segments) <= 1
+
+
+@pytest.mark.parametrize("feature", ["cls", "histogram"])
+def test_offline_file_encodes_only_the_bridge_frames(model: VideoLLM, feature: str, monkeypatch) -> None:
+    """Watching a file offline scans it for the segmentation features, then encodes only each scene's bridge frames
+    (at most F a scene, read back by index); the scenes and the memory equal those from every frame encoded up
+    front, so memory does not hold every frame's tokens."""
+    from videollm.io import open_video
+
+    cfg = ModelConfig.from_dict(model.config.to_dict())
+    cfg.segmentation.feature = feature
+    m = VideoLLM(cfg, model.lm, model.tokenizer, model.vision).eval()
+    with open_video(SAMPLE) as reader:
+        # Offline over batches: every frame encoded up front.
+        everything = list(watch(m, reader.iter_fps(2.0, batch_size=16), duration=reader.meta.duration))
+        sampled = np.concatenate([b.indices for b in reader.iter_fps(2.0, batch_size=64)])
+    encoded: list[int] = []
+    real = m.frame_tokens
+    monkeypatch.setattr(m, "frame_tokens", lambda frames: encoded.append(len(frames)) or real(frames))
+    scanned = list(watch(m, SAMPLE))
+    assert [(e.start_frame, e.end_frame) for e in scanned] == [(e.start_frame, e.end_frame) for e in everything]
+    assert [(e.start, e.end) for e in scanned] == [(e.start, e.end) for e in everything]
+    assert len(scanned) >= 2
+    in_scene = [int(((sampled >= e.start_frame) & (sampled <= e.end_frame)).sum()) for e in everything]
+    assert encoded == [min(cfg.bridge.max_frames_per_segment, n) for n in in_scene]
+    assert sum(in_scene) == len(sampled) > sum(encoded)
+    torch.testing.assert_close(scanned[-1].state.memory, everything[-1].state.memory, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(m.project_state(scanned[-1].state), m.project_state(everything[-1].state),
+                               atol=1e-4, rtol=1e-4)
 
 
 def test_uniform_segmentation_switch(model: VideoLLM, features) -> None:

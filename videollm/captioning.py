@@ -162,7 +162,7 @@ class VideoSession:
 
 
 def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new_tokens: int = CAPTION_TOKENS,
-                  progress: bool = False, encoded=None) -> VideoSession:
+                  progress: bool = False, encoded=None, keep_scenes: bool | None = None) -> VideoSession:
     """Caption every scene of a video file (offline SceneTiling over the whole file).
 
     Frames are decoded and encoded once; the bridge then steps one scene at a time and each scene is captioned
@@ -174,7 +174,11 @@ def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new
         prompt: caption instruction (default ``prompts.CAPTION``).
         max_new_tokens: bound per caption.
         progress: show a progress bar over frames on stderr while encoding.
-        encoded: the frames already encoded by ``memory.encode_video`` (skips decoding and encoding here).
+        encoded: the file already scanned (``memory.scan_video``: skips the scan) or every frame already encoded
+            (a ``memory.EncodedVideo``, e.g. from a feature cache: skips decoding and encoding).
+        keep_scenes: keep every scene's bridge output in the memory, what question-conditioned recall reads
+            (``MemoryBridge.init_state``; default: when the model's config has ``recall`` on). Without them the
+            memory grows by the retrieval cache only (about 74 KB a scene with the embedded default, 172 KB with).
 
     Returns:
         A ``VideoSession``: iterate it for ``SceneCaption`` items; afterwards ``session.state`` is the memory of
@@ -182,7 +186,9 @@ def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new
     """
     from videollm.memory import watch
 
-    events = watch(model, encoded if encoded is not None else path, name=str(path), progress=progress)
+    keep = model.config.recall if keep_scenes is None else keep_scenes
+    state = model.bridge.init_state(keep_scenes=keep)
+    events = watch(model, encoded if encoded is not None else path, state=state, name=str(path), progress=progress)
     return VideoSession(model, str(path), events, prompt, max_new_tokens)
 
 

@@ -5,9 +5,12 @@ it, so the figures the evaluation reports are those of the product. It has two s
 everything else (frame sampling at the model's fps, the bridge step per scene, scene spans, the end of the last
 scene, ``state.extra``):
 
-- offline (default): every sampled frame is encoded once, the published SceneTiling rule runs over the whole
-  video's per-frame segmentation features (the CLS or colour histograms: ``SegmentationConfig.feature``), then the
-  bridge steps once per scene and the caller gets a ``SceneEvent`` after each step;
+- offline (default): the published SceneTiling rule runs over the whole video's per-frame segmentation features
+  (the CLS or colour histograms: ``SegmentationConfig.feature``), then the bridge steps once per scene and the caller
+  gets a ``SceneEvent`` after each step. A file is read in two passes so memory does not grow with its length: a
+  scan keeps only each sampled frame's segmentation feature (``scan_video``; 1 KB a frame with histograms, and no
+  vision forward), then each scene's bridge frames (at most ``max_frames_per_segment``, the published linspace
+  rule) are read back by index and encoded, so the vision encoder runs only on frames the bridge reads;
 - online (``online=True``): each frame is encoded once, the streaming segmenter confirms scene ends as they happen,
   the bridge steps once per scene and the caller gets a ``SceneEvent`` right away. Work and memory per frame do not
   grow with the stream: only the open scene's pooled tokens are buffered, and a scene that never ends is closed
@@ -36,10 +39,11 @@ import numpy as np
 import torch
 
 from videollm.batch import MEMORY_SUFFIX  # noqa: F401  (re-exported: the memory file naming convention)
-from videollm.bridge import BridgeState
+from videollm.bridge import BridgeState, segment_frame_indices
 from videollm.errors import ModelError, VideoError
 from videollm.io import FrameBatch
 from videollm.scenes import video_end
+from videollm.segmentation import segment_ends
 
 #: The ``format`` entry of a saved bridge state's safetensors header (see ``videollm.bridge.state``).
 _STATE_FORMAT = "videollm.bridge_state"
@@ -59,7 +63,8 @@ class SceneEvent:
         start, end: seconds in the source.
         start_frame, end_frame: source frame indices (inclusive).
         latency: seconds from the moment the frame that confirmed the scene end was decoded to this event
-            (offline: the duration of this scene's bridge step).
+            (offline: reading and encoding this scene's bridge frames, when not already encoded, and its bridge
+            step).
         state: the bridge state after this scene (shared, updated in place by later scenes).
         confirmed: stream time in seconds of the frame whose arrival confirmed the scene end (``end`` offline); the
             stream-time delay of the cut is ``confirmed - end``.
@@ -73,6 +78,25 @@ class SceneEvent:
     latency: float
     state: BridgeState
     confirmed: float = 0.0
+
+
+@dataclass
+class ScannedVideo:
+    """A video file scanned for segmentation (the first pass of offline watching): no patch tokens are kept.
+
+    Attributes:
+        path: the video file (the bridge's frames are read back from it by index).
+        features: (N, Ds) per-frame segmentation features (``VideoLLM.scene_features``).
+        indices: (N,) source frame indices.
+        times: (N,) presentation times in seconds.
+        duration: the video's duration in seconds.
+    """
+
+    path: str
+    features: torch.Tensor
+    indices: np.ndarray
+    times: np.ndarray
+    duration: float
 
 
 @dataclass
@@ -98,11 +122,13 @@ def _cut_time(times: np.ndarray, end: int) -> float:
     return float(0.5 * (times[end] + times[end + 1]))
 
 
-def encode_video(model, video: str | os.PathLike, progress: bool = False) -> EncodedVideo:
-    """Decode a video file at the model's sampling fps and encode every sampled frame once.
+def scan_video(model, video: str | os.PathLike, progress: bool = False) -> ScannedVideo:
+    """Decode a video file at the model's sampling fps and keep only each frame's segmentation feature.
+
+    Memory holds one batch of frames and ``Ds`` floats per sampled frame, whatever the video's length.
 
     Args:
-        model: a ``VideoLLM`` with a vision encoder.
+        model: a ``VideoLLM`` (with a vision encoder when the segmentation feature is the CLS).
         video: path of the video.
         progress: show a progress bar over frames on stderr.
 
@@ -114,15 +140,20 @@ def encode_video(model, video: str | os.PathLike, progress: bool = False) -> Enc
     from videollm.io import open_video
 
     fps = model.config.segmentation.fps
+    features, indices, times = [], [], []
     with open_video(video) as reader:
         meta = reader.meta
         bar = tqdm(total=max(1, int(meta.duration * min(fps, meta.fps)) + 1), unit="frame",
                    desc=os.path.basename(str(video)), disable=not progress, leave=False)
-        encoded = encode_batches(model, _counted(reader.iter_fps(fps, batch_size=16), bar), float(meta.duration))
+        for batch in _counted(reader.iter_fps(fps, batch_size=16), bar):
+            features.append(model.scene_features(batch.frames))  # (B, Ds)
+            indices.append(batch.indices)
+            times.append(batch.times)
         bar.close()
-    if encoded is None:
+    if not features:
         raise VideoError(video, "no frame could be sampled")
-    return encoded
+    return ScannedVideo(str(video), torch.cat(features), np.concatenate(indices), np.concatenate(times),
+                        float(meta.duration))
 
 
 def _counted(batches: Iterable[FrameBatch], bar) -> Iterator[FrameBatch]:
@@ -150,7 +181,8 @@ def encode_batches(model, batches: Iterable[FrameBatch], duration: float | None 
                         float(duration))
 
 
-def watch(model, source: str | os.PathLike | EncodedVideo | Iterable[FrameBatch], *, online: bool = False,
+def watch(model, source: str | os.PathLike | ScannedVideo | EncodedVideo | Iterable[FrameBatch], *,
+          online: bool = False,
           state: BridgeState | None = None, name: str | None = None, progress: bool = False, segmenter=None,
           lag: int = DEFAULT_LAG, max_scene_seconds: float = DEFAULT_MAX_SCENE_SECONDS,
           duration: float | None = None, stop: threading.Event | None = None) -> Iterator[SceneEvent]:
@@ -158,8 +190,8 @@ def watch(model, source: str | os.PathLike | EncodedVideo | Iterable[FrameBatch]
 
     Args:
         model: a ``VideoLLM`` (with a vision encoder unless ``source`` is already encoded).
-        source: a video file; an ``EncodedVideo`` (its frames already encoded, e.g. from a feature cache; offline
-            only); or an iterable of ``FrameBatch`` sampled at the model's fps (``videollm.io.open_source``: files,
+        source: a video file; a ``ScannedVideo`` (a file already scanned by ``scan_video``; offline only); an
+            ``EncodedVideo`` (its frames already encoded, e.g. from a feature cache; offline only); or an iterable of ``FrameBatch`` sampled at the model's fps (``videollm.io.open_source``: files,
             webcams, network streams).
         online: False: the published offline SceneTiling rule over the whole video. True: online SceneTiling, each
             scene folded in as soon as its end is confirmed (flat memory and work per frame).
@@ -194,30 +226,45 @@ def watch(model, source: str | os.PathLike | EncodedVideo | Iterable[FrameBatch]
     # A file played as a stream ends where the same file watched offline ends: at its duration.
     duration = duration if duration is not None else getattr(source, "duration", None)
     if online:
-        if isinstance(source, EncodedVideo):
-            raise ValueError("online watching reads frames, not an EncodedVideo")
+        if isinstance(source, (ScannedVideo, EncodedVideo)):
+            raise ValueError("online watching reads frames, not a scanned or encoded video")
         return _online(model, source, state, duration, segmenter, lag, max_scene_seconds, stop)
     return _offline(model, source, state, progress, duration)
 
 
 def _offline(model, source, state: BridgeState, progress: bool, duration: float | None) -> Iterator[SceneEvent]:
-    if isinstance(source, EncodedVideo):
-        enc = source
-    elif isinstance(source, (str, os.PathLike)):
-        enc = encode_video(model, source, progress)
-    else:
-        enc = encode_batches(model, source, duration)
-        if enc is None:
+    if isinstance(source, (str, os.PathLike)):
+        source = scan_video(model, source, progress)
+    elif not isinstance(source, (ScannedVideo, EncodedVideo)):
+        source = encode_batches(model, source, duration)
+        if source is None:
             raise VideoError(state.extra["video"], "no frame could be sampled")
-    times, indices = enc.times, enc.indices
-    state.extra["duration"] = enc.duration
-    ends, segments = model.split(enc.cls, enc.tokens)
+    if isinstance(source, EncodedVideo):
+        yield from _tile(model, source, source.cls, lambda positions: source.tokens[positions], state)
+        return
+    from videollm.io import open_video
+
+    # The second pass: each scene's bridge frames are read back by index and encoded.
+    with open_video(source.path) as reader:
+        yield from _tile(model, source, source.features,
+                         lambda positions: model.frame_tokens(reader.read(source.indices[positions])), state)
+
+
+def _tile(model, video: ScannedVideo | EncodedVideo, features: torch.Tensor, tokens_of, state: BridgeState
+          ) -> Iterator[SceneEvent]:
+    """Offline SceneTiling over ``features``, then one bridge step per scene on the tokens of its bridge frames
+    (``tokens_of(positions)`` gives the (L, P*P, Dv) pooled tokens of those sample positions)."""
+    times, indices = video.times, video.indices
+    state.extra["duration"] = video.duration
+    ends = segment_ends(features, model.config.segmentation)
     start = state.segments[-1].end_time if state.segments else 0.0
     first, scene_no = 0, state.num_segments
-    for end, segment in zip(ends, segments, strict=True):
+    for end in ends:
         t0 = time.perf_counter()
+        positions = segment_frame_indices(first, end, model.config.bridge.max_frames_per_segment).numpy()
+        segment = tokens_of(positions)  # (L, P*P, Dv)
         last = end + 1 == len(times)
-        stop = video_end(float(times[end]), model.config.segmentation.fps, enc.duration) if last \
+        stop = video_end(float(times[end]), model.config.segmentation.fps, video.duration) if last \
             else _cut_time(times, end)
         model.bridge.step(segment.to(model.device), state, start_time=start, end_time=stop,
                           start_frame=int(indices[first]), end_frame=int(indices[end]))

@@ -200,13 +200,35 @@ class VideoLLM(nn.Module):
         if self.vision is None:
             raise ModelError("this model was loaded without a vision encoder (load_vision=False)")
         out = self.vision.encode(frames)
+        histogram = self.config.segmentation.feature == "histogram"
+        scene = self.scene_features(frames) if histogram else out.cls.float()
+        return scene, pool_patches(out.patches.float(), self.config.bridge.pool)
+
+    @torch.inference_mode()
+    def scene_features(self, frames) -> Tensor:
+        """The per-frame features segmentation runs on, without the patch tokens (``encode_frames``' first output).
+
+        With ``segmentation.feature == "histogram"`` no vision forward runs: offline watching scans a whole video
+        with this and encodes only the frames the bridge reads (``frame_tokens``).
+
+        Args:
+            frames: (N, H, W, 3) uint8 RGB.
+
+        Returns:
+            (N, Ds) float32.
+        """
         if self.config.segmentation.feature == "histogram":
             import scenetiling
 
-            scene = scenetiling.hsv_histograms(frames)
-        else:
-            scene = out.cls.float()
-        return scene, pool_patches(out.patches.float(), self.config.bridge.pool)
+            return scenetiling.hsv_histograms(frames)
+        return self.encode_frames(frames)[0]
+
+    @torch.inference_mode()
+    def frame_tokens(self, frames) -> Tensor:
+        """The pooled patch tokens (N, P*P, Dv) float32 the bridge reads (``encode_frames``' second output)."""
+        if self.vision is None:
+            raise ModelError("this model was loaded without a vision encoder (load_vision=False)")
+        return pool_patches(self.vision.encode(frames).patches.float(), self.config.bridge.pool)
 
     def split(self, cls: Tensor, tokens: Tensor) -> tuple[list[int], list[Tensor]]:
         """Segment one clip: end indices and per-segment tokens (each subsampled to at most F frames).

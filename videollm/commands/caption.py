@@ -133,8 +133,9 @@ def _caption_one(model, item, paths: dict, args: argparse.Namespace, progress: b
 
     video = str(item.path)
     batch.remove_stale_temps(paths.values())
+    # The scenes' bridge outputs (what recall reads) are kept only when the memory is saved for questions.
     session = caption_video(model, item.path, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
-                            progress=progress)
+                            progress=progress, keep_scenes=args.save_memory and model.config.recall)
     scenes = []
     for scene in session:
         row = {"video": video, "start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption}

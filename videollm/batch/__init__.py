@@ -1,0 +1,38 @@
+"""Batch captioning: many videos in, per-video outputs and a manifest out, on one machine or a Ray cluster.
+
+- ``videollm.batch.files``: expanding inputs, naming outputs, atomic writes, resume, sharding, subtitles.
+- ``videollm.batch.captioner``: captioning one video into its outputs (``caption_item``), the manifest, and
+  ``Captioner``, the callable class a Ray Data pipeline maps over video paths.
+- ``videollm.batch.ray_engine``: ``videollm caption --engine ray``, the Ray Data driver.
+"""
+
+from videollm.batch.files import (
+    EMPTY_CUE,
+    FORMATS,
+    MEMORY_KEY,
+    MEMORY_SUFFIX,
+    VIDEO_EXTENSIONS,
+    BatchItem,
+    BatchReport,
+    end_launched,
+    expand_inputs,
+    is_complete,
+    launched_shard,
+    output_paths,
+    parse_formats,
+    parse_shard,
+    remove_stale_temps,
+    render_report,
+    shard,
+    subtitles,
+    temp_path,
+    timestamp,
+    write_atomic,
+    write_outputs,
+    write_text_atomic,
+)
+
+__all__ = ["EMPTY_CUE", "FORMATS", "MEMORY_KEY", "MEMORY_SUFFIX", "VIDEO_EXTENSIONS", "BatchItem", "BatchReport",
+           "end_launched", "expand_inputs", "is_complete", "launched_shard", "output_paths", "parse_formats",
+           "parse_shard", "remove_stale_temps", "render_report", "shard", "subtitles", "temp_path", "timestamp",
+           "write_atomic", "write_outputs", "write_text_atomic"]
