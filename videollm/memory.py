@@ -137,11 +137,11 @@ def scan_video(model, video: str | os.PathLike, progress: bool = False) -> Scann
     """
     from tqdm import tqdm
 
-    from videollm.io import open_video
+    from videollm.io import SEQUENTIAL_BACKEND, open_video
 
     fps = model.config.segmentation.fps
     features, indices, times = [], [], []
-    with open_video(video) as reader:
+    with open_video(video, backend=SEQUENTIAL_BACKEND) as reader:
         meta = reader.meta
         bar = tqdm(total=max(1, int(meta.duration * min(fps, meta.fps)) + 1), unit="frame",
                    desc=os.path.basename(str(video)), disable=not progress, leave=False)
@@ -242,10 +242,10 @@ def _offline(model, source, state: BridgeState, progress: bool, duration: float 
     if isinstance(source, EncodedVideo):
         yield from _tile(model, source, source.cls, lambda positions: source.tokens[positions], state)
         return
-    from videollm.io import open_video
+    from videollm.io import SEQUENTIAL_BACKEND, open_video
 
     # The second pass: each scene's bridge frames are read back by index and encoded.
-    with open_video(source.path) as reader:
+    with open_video(source.path, backend=SEQUENTIAL_BACKEND) as reader:
         yield from _tile(model, source, source.features,
                          lambda positions: model.frame_tokens(reader.read(source.indices[positions])), state)
 

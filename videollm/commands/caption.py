@@ -1,4 +1,4 @@
-"""``videollm caption``: scene captions for a batch of videos (resumable, atomic, shardable)."""
+"""``videollm caption``: scene captions for a batch of videos (resumable, atomic; sharded or on a Ray cluster)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,23 @@ import json
 import sys
 import time
 
+from pathlib import Path
+
+from videollm.batch.captioner import (
+    MANIFEST,
+    VIDEO_FAILURES,
+    CaptionOptions,
+    caption_item,
+    failure_reason,
+    manifest_row,
+    skipped_row,
+    write_manifest,
+)
+from videollm.batch.files import BatchItem
 from videollm.cli import add_command
 from videollm.commands import common
-from videollm.errors import UsageError, VideoError
+from videollm.errors import UsageError
 from videollm.prompts import CAPTION, CAPTION_TOKENS
-
-# Per-video failures that must not stop a batch: decoding problems surface as VideoError from videollm.io, but a
-# damaged file can also trip the decoder libraries themselves.
-_VIDEO_FAILURES = (VideoError, OSError, RuntimeError, ValueError)
-
 
 def register(sub) -> None:
     p = add_command(sub, "caption", caption)
@@ -34,6 +42,18 @@ def register(sub) -> None:
                    help="also save <name>.memory.safetensors (needs --out) for `videollm ask`/`chat` without decoding")
     p.add_argument("--shard", metavar="I/N", help="process only shard I of N (0-based); derived automatically under "
                                                   "`accelerate launch -m videollm caption ...`")
+    ray = p.add_argument_group("cluster (--engine ray: Ray Data; pip install 'videollm[ray]')")
+    ray.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="local: this process (default); ray: a pool of Ray workers, one model each")
+    ray.add_argument("--address", help="Ray cluster to join (e.g. auto, or HEAD_IP:6379); default: start a local "
+                                       "one (or join the one RAY_ADDRESS names)")
+    ray.add_argument("--workers", type=int, default=1, help="Ray workers, each with its own model (default 1)")
+    ray.add_argument("--cpus-per-worker", type=common.positive_float, default=1.0,
+                     help="CPUs per worker, also its torch threads (default 1)")
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0,
+                     help="GPUs per worker (default 0; > 0 runs the model on CUDA)")
+    ray.add_argument("--max-attempts", type=int, default=3,
+                     help="tries per video when workers die on it, before it is recorded as failed (default 3)")
     common.add_model_args(p)
 
 
@@ -45,20 +65,17 @@ def _error(path: str, reason: str, bar=None) -> None:
         print(line, file=sys.stderr)
 
 
-def _reason(err: Exception) -> str:
-    if isinstance(err, VideoError):
-        return err.reason
-    text = str(err).strip().splitlines()
-    return f"{err.__class__.__name__}: {text[0]}" if text else err.__class__.__name__
-
-
 def caption(args: argparse.Namespace) -> int:
     """Caption every scene of every input video (with --summary, also ask for a whole-video summary).
 
     INPUT may be files, directories (searched recursively for video files) and globs (quote them: "clips/**/*.mp4").
     Without --out, stdout gets one JSON line per scene {"video", "start", "end", "caption"} (seconds), and with
     --summary one {"video", "summary"} line per video. With --out DIR, each video gets <name>.json, <name>.srt and <name>.vtt
-    (--format), where <name> keeps the sub-folders the video had below a directory or glob input.
+    (--format), where <name> keeps the sub-folders the video had below a directory or glob input, and DIR gets
+    manifest.jsonl: one line per input with its status (done, skipped, failed), duration, scene count and error.
+
+    Memory does not grow with a video's length: a first pass keeps each sampled frame's segmentation feature, then
+    each scene's bridge frames are read back and encoded (``videollm.memory``).
 
     Resumable: outputs are written to a temporary file and renamed into place, and videos whose outputs all exist
     are skipped, so rerunning an interrupted batch (even after kill -9) finishes the rest exactly once.
@@ -66,11 +83,10 @@ def caption(args: argparse.Namespace) -> int:
     failed videos ends the run on stderr. Exit code: 0 all done or skipped, 1 some failed, 2 usage error or
     nothing could run.
 
-    Scale out: `accelerate launch --num_processes N -m videollm caption ... --out DIR` gives each process every
-    N-th video (or pass --shard I/N yourself on each machine); with --device cuda each process takes its own GPU.
+    Scale out on one machine: `accelerate launch --num_processes N -m videollm caption ... --out DIR` gives each
+    process every N-th video (or pass --shard I/N yourself on each machine); with --device cuda each process takes
+    its own GPU. On a cluster: --engine ray (Ray Data; see the README).
     """
-    from tqdm import tqdm
-
     from videollm import batch
 
     formats = batch.parse_formats(args.format)
@@ -78,83 +94,112 @@ def caption(args: argparse.Namespace) -> int:
         raise UsageError("--save-memory needs --out DIR (memories are written beside the other outputs)")
     if args.max_new_tokens < 1:
         raise UsageError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    ray_engine = args.engine == "ray"
+    if ray_engine and (not args.out or args.shard):
+        raise UsageError("--engine ray needs --out DIR (a folder every worker can write) and no --shard")
     started = time.perf_counter()
-    launched = None if args.shard else batch.launched_shard(cpu=not args.device.startswith("cuda"))
+    launched = None if args.shard or ray_engine else batch.launched_shard(cpu=not args.device.startswith("cuda"))
     shard_spec = batch.parse_shard(args.shard) if args.shard else launched
     items, input_errors = batch.expand_inputs(args.inputs)
     report = batch.BatchReport()
+    rows = []
     for err in input_errors:
         # Every shard sees the same inputs: one process reports them, all count them (same exit code everywhere).
         if shard_spec is None or shard_spec[0] == 0:
             _error(err.path, err.reason)
         report.failed.append((err.path, err.reason))
+        rows.append(manifest_row(BatchItem(Path(err.path), ""), "failed", error=err.reason))
     if shard_spec is not None:
         items = batch.shard(items, *shard_spec)
-
+    options = CaptionOptions(out=str(Path(args.out).resolve()) if args.out else None, formats=formats,
+                             prompt=args.prompt, max_new_tokens=args.max_new_tokens,
+                             summary=args.summary and not args.no_summary, save_memory=args.save_memory,
+                             model=str(args.model))
     todo = []
     for item in items:
-        paths = batch.output_paths(args.out, item, formats, args.save_memory) if args.out else {}
-        if paths and batch.is_complete(paths):
+        if options.out and batch.is_complete(options.paths(item)):
             report.skipped.append(str(item.path))
+            rows.append(skipped_row(item, options))
         else:
-            todo.append((item, paths))
-
+            todo.append(item)
     if todo:
-        device = None
-        if launched is not None and args.device.startswith("cuda") and ":" not in args.device:
-            import torch
-            from accelerate import PartialState
-
-            device = torch.device("cuda", PartialState().local_process_index)
-        model = common.load_model(args, device=device)
-        interactive = sys.stderr.isatty()
-        bar = tqdm(todo, unit="video", desc="videos", disable=not interactive or len(todo) < 2)
-        for item, paths in bar:
-            try:
-                _caption_one(model, item, paths, args, progress=interactive)
-            except _VIDEO_FAILURES as err:
-                if args.debug:
-                    raise
-                _error(str(item.path), _reason(err), bar)
-                report.failed.append((str(item.path), _reason(err)))
-            else:
-                report.done.append(str(item.path))
-        bar.close()
+        run = _run_ray if ray_engine else _run_local
+        rows.extend(run(todo, options, args, launched, report))
+    if options.out:
+        name = MANIFEST if shard_spec is None else f"manifest.shard-{shard_spec[0]}-of-{shard_spec[1]}.jsonl"
+        write_manifest(Path(options.out) / name, rows)
     batch.render_report(report, time.perf_counter() - started)
     if launched is not None:
         batch.end_launched()
     return report.exit_code
 
 
-def _caption_one(model, item, paths: dict, args: argparse.Namespace, progress: bool) -> None:
-    """Caption one video; stream JSON lines to stdout (no --out) or write its output files atomically."""
-    from videollm import batch
-    from videollm.captioning import caption_video, clean_caption, summarize
+def _record(report, row: dict, bar=None) -> None:
+    """Count a finished video in the report (and print its error)."""
+    if row["status"] == "failed":
+        _error(row["video"], row["error"], bar)
+        report.failed.append((row["video"], row["error"]))
+    elif row["status"] == "skipped":
+        report.skipped.append(row["video"])
+    else:
+        report.done.append(row["video"])
 
-    video = str(item.path)
-    batch.remove_stale_temps(paths.values())
-    # The scenes' bridge outputs (what recall reads) are kept only when the memory is saved for questions.
-    session = caption_video(model, item.path, prompt=args.prompt, max_new_tokens=args.max_new_tokens,
-                            progress=progress, keep_scenes=args.save_memory and model.config.recall)
-    scenes = []
-    for scene in session:
-        row = {"video": video, "start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption}
-        scenes.append({"index": scene.index, **{k: row[k] for k in ("start", "end", "caption")}})
-        if not paths:
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-    summary = None
-    if args.summary and not args.no_summary:
-        summary = clean_caption("".join(summarize(model, session.state)))
-        session.state.extra["summary"] = summary
-        if not paths:
-            sys.stdout.write(json.dumps({"video": video, "summary": summary}, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-    if not paths:
-        return
-    if batch.MEMORY_KEY in paths:
-        batch.write_atomic(paths[batch.MEMORY_KEY], session.save_memory)
-    extra = session.state.extra
-    record = {"video": video, "name": item.name, "duration": extra.get("duration"), "fps": extra.get("fps"),
-              "model": str(args.model), "prompt": args.prompt, "scenes": scenes, "summary": summary}
-    batch.write_outputs(paths, record)
+
+def _run_local(todo: list, options: CaptionOptions, args: argparse.Namespace, launched, report) -> list[dict]:
+    """The single-process engine: one model, the videos in order."""
+    from tqdm import tqdm
+
+    device = None
+    if launched is not None and args.device.startswith("cuda") and ":" not in args.device:
+        import torch
+        from accelerate import PartialState
+
+        device = torch.device("cuda", PartialState().local_process_index)
+    model = common.load_model(args, device=device)
+    interactive = sys.stderr.isatty()
+    emit = None if options.out else _print_line
+    rows = []
+    bar = tqdm(todo, unit="video", desc="videos", disable=not interactive or len(todo) < 2)
+    for item in bar:
+        started = time.perf_counter()
+        try:
+            record = caption_item(model, item, options, progress=interactive, emit=emit)
+        except VIDEO_FAILURES as err:
+            if args.debug:
+                raise
+            row = manifest_row(item, "failed", error=failure_reason(err), attempts=1,
+                               seconds=time.perf_counter() - started)
+        else:
+            row = manifest_row(item, "done", record, attempts=1, seconds=time.perf_counter() - started)
+        _record(report, row, bar)
+        rows.append(row)
+    bar.close()
+    return rows
+
+
+def _run_ray(todo: list, options: CaptionOptions, args: argparse.Namespace, launched, report) -> list[dict]:
+    """The Ray Data engine (``videollm.batch.ray_engine``)."""
+    from tqdm import tqdm
+
+    from videollm.batch import ray_engine
+
+    common.model_source(args)  # a missing checkpoint or an untrained preset is told here, once
+    spec = str(Path(args.model).resolve()) if Path(args.model).is_dir() else str(args.model)
+    device = "cuda" if args.gpus_per_worker > 0 and args.device == "cpu" else args.device
+    bar = tqdm(total=len(todo), unit="video", desc="videos", disable=not sys.stderr.isatty())
+
+    def on_row(row: dict) -> None:
+        _record(report, row, bar)
+        bar.update(1)
+
+    try:
+        return ray_engine.run(todo, options, model=spec, device=device, dtype=args.dtype, fps=args.fps,
+                              address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                              gpus_per_worker=args.gpus_per_worker, max_attempts=args.max_attempts, on_row=on_row)
+    finally:
+        bar.close()
+
+
+def _print_line(row: dict) -> None:
+    sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

@@ -7,12 +7,13 @@ Public API:
     VideoMeta, FrameBatch, VideoReader
 """
 
-from videollm.io.reader import VideoReader, open_video, uniform_indices
+from videollm.io.reader import SEQUENTIAL_BACKEND, VideoReader, open_video, uniform_indices
 from videollm.io.source import open_source
 from videollm.io.transforms import resize_center_crop
 from videollm.io.meta import FrameBatch, VideoMeta
 
 __all__ = [
+    "SEQUENTIAL_BACKEND",
     "FrameBatch",
     "VideoMeta",
     "VideoReader",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from videollm.errors import VideoError
-from videollm.io.reader import VideoReader, open_video
+from videollm.io.reader import SEQUENTIAL_BACKEND, VideoReader, open_video
 from videollm.io.meta import FrameBatch
 
 _URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -49,7 +49,7 @@ def open_source(
         return _iter_capture(_open_capture(int(source)), int(source), fps, batch_size, wall_clock=True)
     if isinstance(source, str) and source.lower().startswith(_URL_SCHEMES):
         return _iter_capture(_open_capture(source), source, fps, batch_size, wall_clock=False)
-    return FileSource(open_video(source), fps, realtime, batch_size)
+    return FileSource(open_video(source, backend=SEQUENTIAL_BACKEND), fps, realtime, batch_size)
 
 
 class FileSource:
