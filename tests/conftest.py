@@ -166,7 +166,7 @@ def model():
 # Test modules that load full models, serve the app, train or run interpreted Triton kernels. The full suite
 # (`make test`, CI) runs them; the everyday lane (`make test-fast`, `-m "not slow"`) leaves them out.
 SLOW_MODULES = frozenset({
-    "test_caption_cli.py", "test_stream_chat.py", "test_eval.py", "test_recall.py", "test_train.py",
+    "test_batch_ray.py", "test_caption_cli.py", "test_stream_chat.py", "test_eval.py", "test_recall.py", "test_train.py",
     "test_demos.py", "test_vision.py", "test_scenes_features.py", "test_model.py",
 })
 SLOW_FOLDERS = frozenset({"app", "kernels"})

@@ -74,11 +74,15 @@ def test_outputs_parse_back_with_webvtt(cached_model, clips, tmp_path, capsys) -
             assert cue.end_in_seconds + cue.end_time.milliseconds / 1000 == pytest.approx(scene["end"], abs=1e-3)
             assert cue.text == (scene["caption"] or "…")
     assert _table(capsys.readouterr().err) == {"done": 4, "skipped": 0, "failed": 0}
-    # A second run finds every output complete and touches nothing.
-    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    # A second run finds every output complete and touches nothing but the manifest (rewritten: all skipped).
+    manifest = tmp_path / "manifest.jsonl"
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file() and p != manifest}
     assert main(["caption", str(root), "--out", str(tmp_path), *TINY]) == 0
     assert _table(capsys.readouterr().err) == {"done": 0, "skipped": 4, "failed": 0}
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file() and p != manifest} == before
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert [(r["name"], r["status"]) for r in rows] == [(n, "skipped") for n in ("a/one", "a/two", "b/one",
+                                                                                 "b/three")]
 
 
 def test_stdout_json_lines_without_out(cached_model, clips, capsys) -> None:
@@ -104,8 +108,21 @@ def test_mixed_batch_reports_bad_inputs_and_finishes_good_ones(cached_model, cli
     assert code == 1
     assert re.search(rf"^videollm: error: {re.escape(str(broken.resolve()))}: .+", err, re.M)
     assert re.search(rf"^videollm: error: {re.escape(str(missing))}: no such file", err, re.M)
-    assert sorted(p.name for p in out.iterdir()) == ["one.json", "two.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "one.json", "two.json"]
     assert _table(err) == {"done": 2, "skipped": 0, "failed": 2}
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    status = {Path(r["video"]).name: (r["status"], r["scenes"], bool(r["error"])) for r in rows}
+    scenes = {name: len(json.loads((out / f"{Path(name).stem}.json").read_text())["scenes"])
+              for name in ("one.mp4", "two.mp4")}
+    assert status == {"broken.mp4": ("failed", None, True), "missing.mp4": ("failed", None, True),
+                      "one.mp4": ("done", scenes["one.mp4"], False), "two.mp4": ("done", scenes["two.mp4"], False)}
+    # A rerun skips the finished videos, retries the failed ones, and its manifest still lists every input.
+    assert main(["caption", str(broken), str(clips[0]), str(missing), str(clips[1]), "--out", str(out),
+                 "--format", "json", *TINY]) == 1
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted((Path(r["video"]).name, r["status"], r["scenes"]) for r in rows) == [
+        ("broken.mp4", "failed", None), ("missing.mp4", "failed", None),
+        ("one.mp4", "skipped", scenes["one.mp4"]), ("two.mp4", "skipped", scenes["two.mp4"])]
 
 
 def test_usage_errors_and_nothing_to_run_exit_2(cached_model, tmp_path, capsys) -> None:
@@ -141,7 +158,8 @@ def test_resume_after_kill_9_writes_every_output_exactly_once(cached_model, clip
     complete_before = sum(all((p.with_suffix(s)).exists() for s in (".srt", ".vtt")) for p in first)
     assert table == {"done": 4 - complete_before, "skipped": complete_before, "failed": 0}
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == sorted(f"{n}.{e}" for n in ("a/one", "a/two", "b/one", "b/three") for e in ("json", "srt", "vtt"))
+    assert files == sorted(["manifest.jsonl", *(f"{n}.{e}" for n in ("a/one", "a/two", "b/one", "b/three")
+                                                 for e in ("json", "srt", "vtt"))])
     # Outputs finished before the kill were not rewritten.
     assert all(p.stat().st_mtime_ns == t for p, t in first.items()
                if all(p.with_suffix(s).exists() for s in (".srt", ".vtt")))

@@ -13,6 +13,7 @@ failed after ``max_attempts``. A driver that dies loses nothing written: the rer
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +31,10 @@ class RayJobError(VideollmError):
 
 def import_ray():
     """The ``ray`` module, or a usage error saying how to install it."""
+    # Keep the terminal for the command's own progress and errors: no Ray Data bars, INFO lines or C++ warnings.
+    for name, value in (("RAY_DATA_DISABLE_PROGRESS_BARS", "1"), ("RAY_DATA_LOG_LEVEL", "ERROR"),
+                        ("RAY_BACKEND_LOG_LEVEL", "fatal")):
+        os.environ.setdefault(name, value)
     try:
         import ray
         import ray.data  # noqa: F401
@@ -74,9 +79,7 @@ def run(items: Sequence[BatchItem], options: CaptionOptions, *, model: str, devi
                      configure_logging=True)
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise RayJobError(f"cannot start or reach the Ray cluster {address or '(local)'}: {err}") from None
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
+    ray.data.DataContext.get_current().print_on_execution_start = False
     rows: list[dict[str, Any]] = []
     try:
         dataset = ray.data.from_items([{"path": str(item.path), "name": item.name} for item in items],
