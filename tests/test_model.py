@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 from pathlib import Path
 
@@ -111,6 +112,10 @@ def test_persisted_memory_answers_without_video(model: VideoLLM, tmp_path: Path)
     assert state.extra["video"] == str(SAMPLE) and state.num_segments >= 2
     path = tmp_path / "video.memory.safetensors"
     save_memory(state, path)
+    # The memory file gets the mode any other output gets (safetensors alone would make it owner-only).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     loaded = load_memory(path, model)
     assert [dataclasses.astuple(s) for s in loaded.segments] == [dataclasses.astuple(s) for s in state.segments]
     torch.testing.assert_close(model.project_state(loaded), model.project_state(state))

@@ -160,6 +160,10 @@ class BridgeState:
         # Written to a temporary name then renamed, so an interrupted save never leaves a half file.
         tmp = f"{os.fspath(path)}.tmp"
         save_file(tensors, tmp, metadata=metadata)
+        # safetensors creates the file owner-only (0600); give it the mode any other output file gets (umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, os.fspath(path))
 
     @classmethod
