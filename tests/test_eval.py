@@ -172,3 +172,23 @@ def test_eval_captions_are_the_caption_commands(work: Path, capsys) -> None:
     for got, rec in zip(scenes, records, strict=True):
         assert got["caption"] == rec["caption"] and len(got["caption"].split()) >= 3
         assert [got["start"], got["end"]] == pytest.approx(rec["span"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_batched_scene_captions_equal_one_at_a_time() -> None:
+    """``caption_video`` captions ``batch`` scenes together: with the shipped model the captions, spans and the
+    captions recorded in the memory are those of one caption per scene."""
+    from videollm.captioning import caption_video
+    from videollm.model import VideoLLM
+
+    shipped = VideoLLM.from_pretrained("default").eval()
+    samples = sorted((Path(__file__).resolve().parents[1] / "data/samples/world/video").glob("*.mp4"))
+    for video in samples:
+        alone = caption_video(shipped, video, batch=1)
+        together = caption_video(shipped, video, batch=8)
+        one, many = alone.run(), together.run()
+        assert len(one) >= 3
+        assert [(s.index, s.start, s.end, s.caption) for s in many] == [(s.index, s.start, s.end, s.caption)
+                                                                        for s in one]
+        assert together.state.extra["captions"] == alone.state.extra["captions"]
+        assert all(s.latency > 0 for s in many)
