@@ -6,6 +6,13 @@
 - ``videollm.batch.ray_engine``: ``videollm caption --engine ray``, the Ray Data driver.
 """
 
+from videollm.batch.captioner import (
+    MANIFEST,
+    MANIFEST_FIELDS,
+    Captioner,
+    CaptionOptions,
+    caption_item,
+)
 from videollm.batch.files import (
     EMPTY_CUE,
     FORMATS,
@@ -32,7 +39,7 @@ from videollm.batch.files import (
     write_text_atomic,
 )
 
-__all__ = ["EMPTY_CUE", "FORMATS", "MEMORY_KEY", "MEMORY_SUFFIX", "VIDEO_EXTENSIONS", "BatchItem", "BatchReport",
+__all__ = ["MANIFEST", "MANIFEST_FIELDS", "CaptionOptions", "Captioner", "caption_item", "EMPTY_CUE", "FORMATS", "MEMORY_KEY", "MEMORY_SUFFIX", "VIDEO_EXTENSIONS", "BatchItem", "BatchReport",
            "end_launched", "expand_inputs", "is_complete", "launched_shard", "output_paths", "parse_formats",
            "parse_shard", "remove_stale_temps", "render_report", "shard", "subtitles", "temp_path", "timestamp",
            "write_atomic", "write_outputs", "write_text_atomic"]
