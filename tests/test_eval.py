@@ -120,7 +120,8 @@ def test_caption_eval_with_oracle_captions(tiny, work: Path, monkeypatch) -> Non
     watched = runner.watch(tiny, cases[0].video)
     assigned = overlap_assign(watched.spans, [(s["start_time"], s["end_time"]) for s in scenes])
     captions = iter(scenes[k]["caption"] for k in assigned)
-    monkeypatch.setattr(captioning, "generate_caption", lambda model, state, prompt, n: next(captions))
+    monkeypatch.setattr(captioning, "generate_captions",
+                        lambda model, visuals, prompt, n: [next(captions) for _ in visuals])
     summary = runner.summarize_captions(runner.caption_records(tiny, cases))
     assert summary["attributes"] == 1.0 and summary["exact"] == 1.0 and summary["scenes"] == len(watched.spans)
 

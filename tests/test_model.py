@@ -162,6 +162,12 @@ def test_offline_file_encodes_only_the_bridge_frames(model: VideoLLM, feature: s
     encoded: list[int] = []
     real = m.frame_tokens
     monkeypatch.setattr(m, "frame_tokens", lambda frames: encoded.append(len(frames)) or real(frames))
+    if feature == "cls":
+        # The CLS scan encodes every frame anyway and keeps the tokens of a short video: nothing is read twice.
+        kept = list(watch(m, SAMPLE))
+        assert encoded == [] and [(e.start, e.end) for e in kept] == [(e.start, e.end) for e in everything]
+        torch.testing.assert_close(kept[-1].state.memory, everything[-1].state.memory, atol=1e-4, rtol=1e-4)
+        monkeypatch.setattr("videollm.memory.SCAN_TOKEN_BUDGET", 0)  # a long video: the bridge frames are re-read
     scanned = list(watch(m, SAMPLE))
     assert [(e.start_frame, e.end_frame) for e in scanned] == [(e.start_frame, e.end_frame) for e in everything]
     assert [(e.start, e.end) for e in scanned] == [(e.start, e.end) for e in everything]

@@ -84,11 +84,17 @@ def test_stream_captions_api_encodes_each_frame_once(model, world_clip, monkeypa
 
 def test_caption_video_session_keeps_memory_and_summarizes(model, world_clip) -> None:
     path, cuts = world_clip
-    session = captioning.caption_video(model, path, max_new_tokens=2)
+    session = captioning.caption_video(model, path, max_new_tokens=2, batch=1)
     first = next(session)
     assert first.index == 0 and session.state.num_segments == 1  # the memory grows scene by scene
     rest = list(session)
-    assert session.state.num_segments == 1 + len(rest) and session.state.extra["video"] == str(path)
+    assert session.state.num_segments == 1 + len(rest) >= 2 and session.state.extra["video"] == str(path)
+    # Captioned a batch at a time, the memory is at most batch - 1 scenes ahead of the captions handed out.
+    batched = captioning.caption_video(model, path, max_new_tokens=2, batch=2)
+    assert next(batched).index == 0 and batched.state.num_segments == 2
+    assert [s.caption for s in [*session.captions]] == [first.caption, *(s.caption for s in rest)]
+    assert [(s.start, s.end, s.caption) for s in batched.run()] == [
+        (s.start, s.end, s.caption) for s in session.captions]
     summary = list(captioning.summarize(model, session.state, max_new_tokens=3))
     assert all(isinstance(p, str) for p in summary)
 

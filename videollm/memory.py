@@ -52,6 +52,9 @@ _STATE_FORMAT = "videollm.bridge_state"
 DEFAULT_LAG = 4
 #: A scene longer than this is closed anyway, so a stream that never cuts still runs in flat memory.
 DEFAULT_MAX_SCENE_SECONDS = 60.0
+#: With CLS segmentation features the scan runs the vision encoder on every frame anyway; the pooled tokens of up to
+#: this many frames (12 MB with the embedded sizes) are kept so a short video or an image is not encoded twice.
+SCAN_TOKEN_BUDGET = 512
 
 
 @dataclass
@@ -90,6 +93,8 @@ class ScannedVideo:
         indices: (N,) source frame indices.
         times: (N,) presentation times in seconds.
         duration: the video's duration in seconds.
+        tokens: (N, P*P, Dv) pooled tokens of every sampled frame when the scan computed them anyway (CLS features)
+            and there were at most ``SCAN_TOKEN_BUDGET`` frames; None otherwise (the bridge frames are re-read).
     """
 
     path: str
@@ -97,6 +102,7 @@ class ScannedVideo:
     indices: np.ndarray
     times: np.ndarray
     duration: float
+    tokens: torch.Tensor | None = None
 
 
 @dataclass
@@ -140,20 +146,31 @@ def scan_video(model, video: str | os.PathLike, progress: bool = False) -> Scann
     from videollm.io import SEQUENTIAL_BACKEND, open_video
 
     fps = model.config.segmentation.fps
-    features, indices, times = [], [], []
+    encodes = model.config.segmentation.feature != "histogram"  # CLS features: the encoder runs on every frame
+    features, indices, times, tokens = [], [], [], []
+    kept = 0
     with open_video(video, backend=SEQUENTIAL_BACKEND) as reader:
         meta = reader.meta
         bar = tqdm(total=max(1, int(meta.duration * min(fps, meta.fps)) + 1), unit="frame",
                    desc=os.path.basename(str(video)), disable=not progress, leave=False)
         for batch in _counted(reader.iter_fps(fps, batch_size=16), bar):
-            features.append(model.scene_features(batch.frames))  # (B, Ds)
+            if encodes:
+                feature, token = model.encode_frames(batch.frames)  # (B, Ds), (B, P*P, Dv)
+                kept += len(token)
+                if kept <= SCAN_TOKEN_BUDGET:
+                    tokens.append(token)
+                else:
+                    tokens.clear()
+            else:
+                feature = model.scene_features(batch.frames)  # (B, Ds)
+            features.append(feature)
             indices.append(batch.indices)
             times.append(batch.times)
         bar.close()
     if not features:
         raise VideoError(video, "no frame could be sampled")
     return ScannedVideo(str(video), torch.cat(features), np.concatenate(indices), np.concatenate(times),
-                        float(meta.duration))
+                        float(meta.duration), torch.cat(tokens) if tokens else None)
 
 
 def _counted(batches: Iterable[FrameBatch], bar) -> Iterator[FrameBatch]:
@@ -241,6 +258,9 @@ def _offline(model, source, state: BridgeState, progress: bool, duration: float 
             raise VideoError(state.extra["video"], "no frame could be sampled")
     if isinstance(source, EncodedVideo):
         yield from _tile(model, source, source.cls, lambda positions: source.tokens[positions], state)
+        return
+    if source.tokens is not None:  # kept by the scan: nothing to read again
+        yield from _tile(model, source, source.features, lambda positions: source.tokens[positions], state)
         return
     from videollm.io import SEQUENTIAL_BACKEND, open_video
 
