@@ -208,8 +208,9 @@ def watch(model, source: str | os.PathLike | ScannedVideo | EncodedVideo | Itera
     Args:
         model: a ``VideoLLM`` (with a vision encoder unless ``source`` is already encoded).
         source: a video file; a ``ScannedVideo`` (a file already scanned by ``scan_video``; offline only); an
-            ``EncodedVideo`` (its frames already encoded, e.g. from a feature cache; offline only); or an iterable of ``FrameBatch`` sampled at the model's fps (``videollm.io.open_source``: files,
-            webcams, network streams).
+            ``EncodedVideo`` (its frames already encoded, e.g. from a feature cache; offline only); or an iterable
+            of ``FrameBatch`` sampled at the model's fps (``videollm.io.open_source``: files, webcams, network
+            streams).
         online: False: the published offline SceneTiling rule over the whole video. True: online SceneTiling, each
             scene folded in as soon as its end is confirmed (flat memory and work per frame).
         state: a memory to continue (None starts empty).
@@ -256,11 +257,9 @@ def _offline(model, source, state: BridgeState, progress: bool, duration: float 
         source = encode_batches(model, source, duration)
         if source is None:
             raise VideoError(state.extra["video"], "no frame could be sampled")
-    if isinstance(source, EncodedVideo):
-        yield from _tile(model, source, source.cls, lambda positions: source.tokens[positions], state)
-        return
-    if source.tokens is not None:  # kept by the scan: nothing to read again
-        yield from _tile(model, source, source.features, lambda positions: source.tokens[positions], state)
+    features = source.cls if isinstance(source, EncodedVideo) else source.features
+    if source.tokens is not None:  # every frame already encoded (a feature cache, or a short CLS scan)
+        yield from _tile(model, source, features, lambda positions: source.tokens[positions], state)
         return
     from videollm.io import SEQUENTIAL_BACKEND, open_video
 
