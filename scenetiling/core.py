@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# torch.cosine_similarity's default eps: norms are clamped to it, so an all-zero frame has similarity 0.
-COSINE_EPS = 1e-8
+from scenetiling.numpy_rule import COSINE_EPS, keep_with_min_len
+
 # Rows normalised and multiplied per chunk so the temporaries stay in cache; chunking does not change any result
 # because every row is computed by the same element-wise ops either way.
 _CHUNK_ROWS = 2048
@@ -130,26 +130,14 @@ def threshold(depth: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
 
 
 def _apply_min_len(depth: torch.Tensor, candidates: torch.Tensor, n_sims: int, min_len: int, limit: int | None) -> list[int]:
-    """Keep candidates deepest first while every segment stays >= ``min_len`` frames; stop at ``limit`` cuts.
-
-    Segment ``k`` spans frames ``cut[k-1] + 1 .. cut[k]`` with ``cut[-1] = -1`` and the last frame ``n_sims`` closing
-    the final segment, so a cut ``c`` is allowed when ``c - previous >= min_len`` and ``next - c >= min_len`` against
-    the cuts kept so far. Equal depths are visited lower index first. The loop runs over candidate cuts (bounded by
-    the threshold, usually a handful), not frames.
+    """Keep candidates deepest first (equal depths: lower index first) while every segment stays >= ``min_len``
+    frames; stop at ``limit`` cuts (``scenetiling.numpy_rule.keep_with_min_len``). The loop runs over candidate
+    cuts (bounded by the threshold, usually a handful), not frames.
     """
     if candidates.numel() == 0:
         return []
     order = torch.sort(depth[candidates], descending=True, stable=True).indices
-    kept: list[int] = []
-    for cut in candidates[order].tolist():
-        pos = int(np.searchsorted(kept, cut))
-        previous = kept[pos - 1] if pos > 0 else -1
-        following = kept[pos] if pos < len(kept) else n_sims
-        if cut - previous >= min_len and following - cut >= min_len:
-            kept.insert(pos, cut)
-            if limit is not None and len(kept) >= limit:
-                break
-    return kept
+    return keep_with_min_len(candidates[order].tolist(), n_sims, min_len, limit)
 
 
 def boundaries_from_depth(

@@ -249,3 +249,34 @@ def test_unusable_option_is_one_line_error(option: list[str], tmp_path: Path, mo
     assert len(lines) == 1, captured.err
     assert lines[0].startswith(f"videollm: error: {option[0]}")
     assert captured.out == ""
+
+
+def test_histogram_scenes_run_without_torch(tmp_path: Path) -> None:
+    """The default (colour histogram) features need no neural network: the whole command never imports torch or
+    transformers, and cuts the sample as the torch rule does."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nfrom videollm.cli import main\n"
+            f"assert main(['scenes', {str(SAMPLE)!r}, '--json']) == 0\n"
+            "print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result, imported = (json.loads(line) for line in out.stdout.strip().splitlines())
+    assert imported == []
+
+    import torch
+
+    from scenetiling.histogram import hsv_histograms
+    from videollm.io import open_video
+    from videollm.scenes import scene_spans
+    from videollm.segmentation import SegmentationConfig, segment_ends
+
+    seg = SegmentationConfig(feature="histogram", max_cuts=None, min_len=2)
+    with open_video(SAMPLE) as reader:
+        batches = list(reader.iter_fps(seg.fps, batch_size=16))
+        duration = reader.meta.duration
+    times = np.concatenate([b.times for b in batches])
+    feats = torch.cat([hsv_histograms(b.frames) for b in batches])
+    spans = scene_spans(times, segment_ends(feats, seg), duration, seg.fps)
+    assert [(s["start"], s["end"]) for s in result["scenes"]] == [(round(a, 3), round(b, 3)) for a, b in spans]
+    assert len(spans) > 1

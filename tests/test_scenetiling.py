@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import scenetiling
+import scenetiling.numpy_rule
 from scenetiling import synthetic
 from scenetiling.reference import (
     boundaries_reference,
@@ -342,3 +343,63 @@ def test_plot_writes_png(tmp_path) -> None:
     assert out.endswith("tiling.png") and data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     sims_path = scenetiling.plot(scenetiling.similarities(feats), ends, tmp_path / "sims.png")
     assert Path(sims_path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------- the NumPy rule (no torch)
+@SETTINGS
+@given(sims=exact_sims, alpha=st.sampled_from([0.0, 0.5, 1.0]), min_len=st.integers(1, 4),
+       max_cuts=st.sampled_from([None, 0, 2, 15]), top_k=st.sampled_from([None, None, 0, 3]))
+def test_numpy_rule_selects_the_same_cuts_from_the_same_depths(sims, alpha, min_len, max_cuts, top_k) -> None:
+    # Exact-valued similarities: depths, plateaus and ties are exactly equal in both, so every selection must agree,
+    # except the one documented difference (min_len 1, more passing cuts than the cap: torch.topk breaks ties).
+    from scenetiling import numpy_rule
+
+    depth = scenetiling.depth_scores(sims)
+    np_depth = numpy_rule.depth_scores(sims.numpy())
+    np.testing.assert_array_equal(np_depth, depth.numpy())
+    got = numpy_rule.boundaries_from_depth(np_depth, alpha, max_cuts, top_k, min_len)
+    want = scenetiling.boundaries_from_depth(depth, alpha, max_cuts, top_k, min_len)
+    if min_len == 1 and sorted(depth.tolist()) != sorted(set(depth.tolist())):
+        assert len(got) == len(want)  # equal depths: which of them stay may differ
+    else:
+        assert got == want
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("d, noise", [(64, 0.3), (384, 0.5), (256, 0.05)])
+def test_numpy_rule_cuts_random_scenes_like_core(seed: int, d: int, noise: float) -> None:
+    feats, _ = scene_features(seed, 2000, d, noise)
+    np.testing.assert_allclose(scenetiling.numpy_rule.similarities(feats.numpy()),
+                               scenetiling.similarities(feats).numpy(), rtol=0, atol=1e-6)
+    for kwargs in ({}, {"max_cuts": None, "min_len": 2}, {"top_k": 7}):
+        assert scenetiling.numpy_rule.segment_ends(feats.numpy(), **kwargs) == scenetiling.segment_ends(feats, **kwargs)
+
+
+def test_numpy_rule_cuts_real_histograms_like_core() -> None:
+    # Colour histograms of the shipped sample videos in a row (at 8 fps for more frames): what `videollm scenes` cuts.
+    from scenetiling.histogram import hsv_histogram_array
+    from videollm.assets import samples_dir
+    from videollm.io import open_video
+
+    parts = []
+    for video in sorted((samples_dir() / "video").glob("*.mp4")):
+        with open_video(video) as reader:
+            parts += [hsv_histogram_array(batch.frames) for batch in reader.iter_fps(8.0, batch_size=16)]
+    feats = np.concatenate(parts)
+    assert len(feats) > 100
+    torch_hist = scenetiling.hsv_histograms(np.zeros((1, 4, 4, 3), np.uint8))
+    assert isinstance(torch_hist, torch.Tensor) and torch_hist.dtype == torch.float32
+    for kwargs in ({"max_cuts": None, "min_len": 2}, {"max_cuts": 15}):
+        want = scenetiling.segment_ends(torch.from_numpy(feats), **kwargs)
+        assert scenetiling.numpy_rule.segment_ends(feats, **kwargs) == want
+        assert len(want) > 5
+
+
+def test_numpy_rule_and_histograms_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, scenetiling.numpy_rule as r, scenetiling.histogram as h\n"
+            "f = h.hsv_histogram_array(np.random.default_rng(0).integers(0, 256, (9, 20, 30, 3), dtype=np.uint8))\n"
+            "r.segment_ends(f)\nassert 'torch' not in sys.modules, 'torch was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -19,6 +19,7 @@ DATA_PACKAGE = "videollm_data"
 #: What ``--model`` means when not given: the trained embedded checkpoint shipped with the package.
 DEFAULT_MODEL = "default"
 WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
 
 
 def data_root() -> Path | None:
@@ -41,7 +42,7 @@ def shipped_checkpoint() -> Path:
         ModelError: this install lacks it; the message says how to get it or what to pass instead.
     """
     path = _data_path("checkpoints", "embedded")
-    if path is None or not (path / "config.json").is_file() or not (path / WEIGHTS_NAME).is_file():
+    if path is None or not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
         raise ModelError(
             "the shipped embedded checkpoint is missing from this install "
             f"({path or DATA_PACKAGE + ' not installed'}); "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videollm.assets import preset_names, resolve_model  # noqa: F401  (preset_names: re-exported)
+from videollm.assets import CONFIG_NAME, preset_names, resolve_model  # noqa: F401  (re-exported)
 from videollm.bridge import BridgeConfig
 from videollm.configs import check_keys, read_json, read_preset
 from videollm.errors import ModelError
@@ -22,7 +22,6 @@ from videollm.projector import ProjectorConfig
 from videollm.segmentation import SegmentationConfig
 from videollm.vision import VisionConfig
 
-CONFIG_NAME = "config.json"
 
 
 @dataclass

@@ -6,7 +6,9 @@ size (``"published"``). ``"fast"`` is the mean patch token after block 4 at 112 
 compute). ``videollm scenes`` defaults to ``"histogram"``: each frame's square-rooted HSV colour histogram
 (``scenetiling.histogram``), no neural network at all. On the scene-cut benchmark (real footage, synthetic world,
 held-out world; benchmarks/scenecuts.py measures all three) the histogram with a 1 s minimum scene cut every video
-as accurately as PySceneDetect, and decoding is then most of the time.
+as accurately as PySceneDetect, and decoding is then most of the time. The histogram path runs in NumPy alone
+(``scenetiling.histogram.hsv_histogram_array``, ``scenetiling.numpy_rule``): torch is imported only for the
+encoder features, so ``videollm scenes`` starts in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from scenetiling.histogram import DEFAULT_BINS, DEFAULT_GRID, hsv_histograms
+from scenetiling.histogram import DEFAULT_BINS, DEFAULT_GRID, hsv_histogram_array
 from videollm.errors import UsageError, VideoError
 from videollm.segmentation import SegmentationConfig, segment_ends
+
+if TYPE_CHECKING:
+    import torch
 
 POOLS = ("cls", "mean")
 
@@ -95,7 +100,8 @@ class SceneResult:
         ends: index (into ``times``) of the last sampled frame of each scene.
         scenes: (start, end) seconds per scene; contiguous, from 0 to ``duration``. A cut is placed half-way between
             the last frame of one scene and the first sampled frame of the next.
-        features: (T, D) the per-frame features SceneTiling ran on (kept for plotting).
+        features: (T, D) the per-frame features SceneTiling ran on (kept for plotting): a float32 array for
+            histograms, a tensor for encoder features.
         alpha: the threshold weight the cuts were chosen with (drawn by ``plot``).
     """
 
@@ -105,7 +111,7 @@ class SceneResult:
     times: np.ndarray
     ends: list[int]
     scenes: list[tuple[float, float]]
-    features: torch.Tensor
+    features: np.ndarray | torch.Tensor
     alpha: float = 0.5
 
     def to_json(self) -> dict:
@@ -143,7 +149,7 @@ def scene_features(name: str | SceneFeatures | HistogramFeatures) -> SceneFeatur
     return SCENE_FEATURES[name]
 
 
-def find_scenes(path: str, vision_cfg, seg_cfg: SegmentationConfig, device="cpu", dtype=torch.float32,
+def find_scenes(path: str, vision_cfg, seg_cfg: SegmentationConfig, device="cpu", dtype=None,
                 progress: bool = False, encoder=None,
                 features: str | SceneFeatures | HistogramFeatures = DEFAULT_SCENE_FEATURES) -> SceneResult:
     """Run SceneTiling over a video file.
@@ -153,7 +159,7 @@ def find_scenes(path: str, vision_cfg, seg_cfg: SegmentationConfig, device="cpu"
         vision_cfg: ``VisionConfig`` of the model's encoder (backend and weights; ``features`` may override its
             layer and input size). Unused by histogram features.
         seg_cfg: sampling fps and the segmentation rule.
-        device, dtype: where and in what precision the encoder runs.
+        device, dtype: where and in what precision the encoder runs (dtype None: float32).
         progress: show a progress bar on stderr.
         encoder: an already built encoder for ``scene_features(features).vision_config(vision_cfg)`` (skips
             building one).
@@ -165,9 +171,7 @@ def find_scenes(path: str, vision_cfg, seg_cfg: SegmentationConfig, device="cpu"
     """
     from tqdm import tqdm
 
-    from videollm.features import collect, encode_batches
     from videollm.io import open_video
-    from videollm.vision import build_vision_encoder
 
     spec = scene_features(features)
     with open_video(path) as reader:
@@ -177,13 +181,20 @@ def find_scenes(path: str, vision_cfg, seg_cfg: SegmentationConfig, device="cpu"
         expected = max(1, math.ceil(meta.duration * min(seg_cfg.fps, meta.fps)))
         bar = tqdm(total=expected, unit="frame", desc="scenes", disable=not progress, leave=False)
         batches = _tick(reader.iter_fps(seg_cfg.fps, batch_size=16), bar)
-        if isinstance(spec, HistogramFeatures):
-            parts = [(b.times, hsv_histograms(b.frames, spec.bins, spec.grid)) for b in batches]
+        if isinstance(spec, HistogramFeatures):  # NumPy only: no torch import
+            parts = [(b.times, hsv_histogram_array(b.frames, spec.bins, spec.grid)) for b in batches]
             times = np.concatenate([t for t, _ in parts]) if parts else np.zeros(0)
-            per_frame = torch.cat([h for _, h in parts]) if parts else torch.zeros(0, math.prod(spec.bins))
+            per_frame = (np.concatenate([h for _, h in parts]) if parts
+                         else np.zeros((0, math.prod(spec.bins)), np.float32))
         else:
+            import torch
+
+            from videollm.features import collect, encode_batches
+            from videollm.vision import build_vision_encoder
+
             if encoder is None:
-                encoder = build_vision_encoder(spec.vision_config(vision_cfg), device=device, dtype=dtype)
+                encoder = build_vision_encoder(spec.vision_config(vision_cfg), device=device,
+                                               dtype=dtype or torch.float32)
             # Pooling the patch grid to 1 x 1 is the mean over all patch tokens.
             feats = collect(encode_batches(batches, encoder, pool=1 if spec.pool == "mean" else None))
             times = feats.times

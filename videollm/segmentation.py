@@ -66,7 +66,9 @@ def segment_ends(cls_features, cfg: SegmentationConfig) -> list[int]:
 
     Args:
         cls_features: (T, D) per-frame features (``cfg.feature``: the encoder's penultimate-layer CLS or the frames'
-            colour histograms, as ``VideoLLM.encode_frames`` returns them).
+            colour histograms, as ``VideoLLM.encode_frames`` returns them). A tensor runs the published rule
+            (``scenetiling.segment_ends``); a NumPy array runs the same rule in NumPy without importing torch
+            (``scenetiling.numpy_rule``: equal cuts up to float rounding, see there).
         cfg: segmentation settings.
 
     Returns:
@@ -78,8 +80,10 @@ def segment_ends(cls_features, cfg: SegmentationConfig) -> list[int]:
             return []
         ends = np.arange(cfg.uniform_len - 1, num_frames, cfg.uniform_len)
         return sorted(set(ends.tolist()) | {num_frames - 1})
-    import scenetiling
+    if isinstance(cls_features, np.ndarray):
+        from scenetiling import numpy_rule as rule
+    else:
+        import scenetiling as rule
 
     max_cuts = cfg.max_cuts if cfg.max_cuts is not None else num_frames
-    return scenetiling.segment_ends(cls_features, alpha=cfg.alpha, max_cuts=max_cuts,
-                                    top_k=cfg.top_k, min_len=cfg.min_len)
+    return rule.segment_ends(cls_features, alpha=cfg.alpha, max_cuts=max_cuts, top_k=cfg.top_k, min_len=cfg.min_len)

@@ -43,6 +43,27 @@ def model_config(args: argparse.Namespace):
     return cfg
 
 
+def segmentation_config(args: argparse.Namespace):
+    """The ``SegmentationConfig`` of --model with --fps applied, read from its config file alone (imports neither
+    torch nor transformers: ``videollm scenes`` on colour histograms needs nothing else)."""
+    from pathlib import Path
+
+    from videollm.assets import CONFIG_NAME, resolve_model
+    from videollm.configs import read_json, read_preset
+    from videollm.errors import ModelError
+    from videollm.segmentation import SegmentationConfig
+
+    source = resolve_model(args.model)
+    data = (read_json(source / CONFIG_NAME, "model config", ModelError) if isinstance(source, Path)
+            else read_preset("videollm", source, "model"))
+    if not isinstance(data, dict):
+        raise ModelError(f"{args.model}: the model config is not a JSON object")
+    seg = SegmentationConfig.from_dict(data.get("segmentation", {}))
+    if getattr(args, "fps", None):
+        seg.fps = args.fps
+    return seg
+
+
 def torch_device_dtype(args: argparse.Namespace):
     """Validated (device, dtype) from --device/--dtype; CUDA requested without a GPU is a usage error."""
     import torch

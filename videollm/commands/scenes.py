@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from videollm.cli import add_command
-from videollm.commands.common import add_model_args, model_config, torch_device_dtype
+from videollm.commands.common import add_model_args, model_config, segmentation_config, torch_device_dtype
 from videollm.errors import UsageError
 
 # The names of ``videollm.scenes.SCENE_FEATURES``, default first (spelled out here so that building the parser does
@@ -89,8 +89,10 @@ def scenes(args: argparse.Namespace) -> int:
 
     if args.plot:
         _check_plot_path(args.plot)
-    cfg = model_config(args)
-    seg = cfg.segmentation
+    # Histograms need only the model's segmentation settings: neither torch nor the rest of the config is loaded.
+    histogram = args.features == FEATURE_CHOICES[0]
+    cfg = None if histogram else model_config(args)
+    seg = segmentation_config(args) if histogram else cfg.segmentation
     for name in ("alpha", "max_cuts", "top_k", "min_len"):
         value = getattr(args, name)
         if value is not None:
@@ -98,8 +100,8 @@ def scenes(args: argparse.Namespace) -> int:
     if args.min_len is None:
         seg.min_len = max(1, math.ceil(MIN_SCENE_S * seg.fps - 1e-9))
     seg.__post_init__()
-    device, dtype = torch_device_dtype(args)
-    result = find_scenes(args.video, cfg.vision, seg, device=device, dtype=dtype, progress=not args.json,
+    device, dtype = ("cpu", None) if histogram else torch_device_dtype(args)
+    result = find_scenes(args.video, cfg and cfg.vision, seg, device=device, dtype=dtype, progress=not args.json,
                          features=args.features)
     if args.plot:
         try:
