@@ -180,6 +180,44 @@ def test_offline_file_encodes_only_the_bridge_frames(model: VideoLLM, feature: s
                                atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["histogram", "uniform"])
+def test_online_watch_encodes_only_the_bridge_frames(model: VideoLLM, mode: str, monkeypatch) -> None:
+    """Streaming with histogram (or uniform) segmentation keeps the open scene's frames resized to the encoder's
+    input and encodes only its bridge frames when it closes; the memory equals the one from every frame encoded as
+    it arrives (the bridge stepped on the same frames' tokens)."""
+    from videollm.bridge import segment_frame_indices
+    from videollm.io import open_video
+
+    cfg = ModelConfig.from_dict(model.config.to_dict())
+    cfg.segmentation.feature = "histogram"
+    cfg.segmentation.mode = "uniform" if mode == "uniform" else "scenetiling"
+    cfg.segmentation.uniform_len = 5
+    m = VideoLLM(cfg, model.lm, model.tokenizer, model.vision).eval()
+    with open_video(SAMPLE) as reader:
+        frames = np.concatenate([b.frames for b in reader.iter_fps(2.0, batch_size=64)])
+        sampled = np.concatenate([b.indices for b in reader.iter_fps(2.0, batch_size=64)])
+    every = m.encode_frames(frames)[1]  # (N, P*P, Dv): every sampled frame encoded
+    encoded: list[int] = []
+    real = m.frame_tokens
+    monkeypatch.setattr(m, "frame_tokens", lambda x: encoded.append(len(x)) or real(x))
+    monkeypatch.setattr(m, "encode_frames", lambda x: pytest.fail("a frame was encoded as it arrived"))
+    events = list(watch(m, SAMPLE, online=True))
+    assert len(events) >= 2
+    reference = m.bridge.init_state(keep_scenes=cfg.recall)
+    for e in events:
+        positions = np.flatnonzero((sampled >= e.start_frame) & (sampled <= e.end_frame))
+        keep = positions[segment_frame_indices(0, len(positions) - 1, cfg.bridge.max_frames_per_segment).numpy()]
+        m.bridge.step(every[keep], reference, start_time=e.start, end_time=e.end, start_frame=e.start_frame,
+                      end_frame=e.end_frame)
+    in_scene = [int(((sampled >= e.start_frame) & (sampled <= e.end_frame)).sum()) for e in events]
+    assert encoded == [min(cfg.bridge.max_frames_per_segment, n) for n in in_scene]
+    assert sum(in_scene) == len(sampled) > sum(encoded)
+    torch.testing.assert_close(events[-1].state.memory, reference.memory, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(m.project_state(events[-1].state), m.project_state(reference), atol=1e-4, rtol=1e-4)
+    # What is buffered per frame is the encoder's input, whatever the video's size.
+    assert tuple(m.encoder_input(frames[:1]).shape) == (1, 3, m.vision.image_size, m.vision.image_size)
+
+
 def test_uniform_segmentation_switch(model: VideoLLM, features) -> None:
     cfg = ModelConfig.from_dict(model.config.to_dict())
     cfg.segmentation.mode = "uniform"

@@ -11,10 +11,12 @@ scene, ``state.extra``):
   scan keeps only each sampled frame's segmentation feature (``scan_video``; 1 KB a frame with histograms, and no
   vision forward), then each scene's bridge frames (at most ``max_frames_per_segment``, the published linspace
   rule) are read back by index and encoded, so the vision encoder runs only on frames the bridge reads;
-- online (``online=True``): each frame is encoded once, the streaming segmenter confirms scene ends as they happen,
-  the bridge steps once per scene and the caller gets a ``SceneEvent`` right away. Work and memory per frame do not
-  grow with the stream: only the open scene's pooled tokens are buffered, and a scene that never ends is closed
-  after ``max_scene_seconds``.
+- online (``online=True``): the streaming segmenter confirms scene ends as they happen, the bridge steps once per
+  scene and the caller gets a ``SceneEvent`` right away. With histogram (or uniform) segmentation, frames are only
+  resized to the encoder's input while their scene is open, and the encoder runs on the scene's bridge frames when
+  it closes, as offline; with CLS features each frame is encoded once as it arrives. Work and memory per frame do
+  not grow with the stream: only the open scene is buffered (resized frames or pooled tokens), and a scene that
+  never ends is closed after ``max_scene_seconds``.
 
 Cuts sit half-way between the last frame of a scene and the first of the next; the last scene ends at the video's
 duration when it is known (a file) and half a sampling interval after the last frame otherwise (a live source):
@@ -321,7 +323,10 @@ def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: 
     if segmenter is None and not uniform:
         segmenter = scenetiling.StreamingSceneTiler(alpha=seg_cfg.alpha, lag=lag, min_len=seg_cfg.min_len)
     max_frames = max(2, int(round(max_scene_seconds * seg_cfg.fps)))
-    # The current (unclosed) scene. Stream positions are consecutive, so position p sits at p - buf_first.
+    # Without CLS features the encoder runs only on each scene's bridge frames, when the scene closes.
+    lazy = uniform or seg_cfg.feature == "histogram"
+    # The current (unclosed) scene. Stream positions are consecutive, so position p sits at p - buf_first. buf_tok
+    # holds each frame's pooled tokens (CLS features) or the frame resized to the encoder's input (lazy).
     buf_first = 0
     buf_idx: list[int] = []
     buf_time: list[float] = []
@@ -334,7 +339,8 @@ def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: 
         """Fold the first ``k`` buffered frames into the memory as one scene."""
         nonlocal start_time, scene_no, buf_first
         keep = segment_frame_indices(0, k - 1, model.config.bridge.max_frames_per_segment)
-        tokens = torch.stack([buf_tok[i] for i in keep.tolist()])  # (L, P*P, Dv)
+        kept = torch.stack([buf_tok[i] for i in keep.tolist()])
+        tokens = model.frame_tokens(kept) if lazy else kept  # (L, P*P, Dv)
         model.bridge.step(tokens.to(model.device), state, start_time=start_time, end_time=end_time,
                           start_frame=buf_idx[0], end_frame=buf_idx[k - 1])
         event = SceneEvent(scene_no, start_time, end_time, buf_idx[0], buf_idx[k - 1],
@@ -354,7 +360,10 @@ def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: 
     stopped = False
     for batch in batches:
         t0 = time.perf_counter()
-        cls, tokens = model.encode_frames(batch.frames)  # (B, Dv), (B, P*P, Dv)
+        if lazy:
+            cls, tokens = model.scene_features(batch.frames), model.encoder_input(batch.frames)  # (B, 3, S, S)
+        else:
+            cls, tokens = model.encode_frames(batch.frames)  # (B, Dv), (B, P*P, Dv)
         for j in range(len(batch.times)):
             buf_idx.append(int(batch.indices[j]))
             buf_time.append(float(batch.times[j]))

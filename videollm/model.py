@@ -223,9 +223,20 @@ class VideoLLM(nn.Module):
             return scenetiling.hsv_histograms(frames)
         return self.encode_frames(frames)[0]
 
+    def encoder_input(self, frames) -> Tensor:
+        """Frames resized and centre-cropped to the encoder's input, (N, 3, S, S) uint8: ``frame_tokens`` of these
+        equals ``frame_tokens`` of the original frames, and a buffered frame costs 3 * S * S bytes whatever the
+        video's size (streaming keeps the open scene's frames this way until it closes)."""
+        from videollm.io import resize_center_crop
+
+        if self.vision is None:
+            raise ModelError("this model was loaded without a vision encoder (load_vision=False)")
+        return resize_center_crop(frames, self.vision.image_size)
+
     @torch.inference_mode()
     def frame_tokens(self, frames) -> Tensor:
-        """The pooled patch tokens (N, P*P, Dv) float32 the bridge reads (``encode_frames``' second output)."""
+        """The pooled patch tokens (N, P*P, Dv) float32 the bridge reads (``encode_frames``' second output); frames
+        are (N, H, W, 3) uint8 RGB, or ``encoder_input``'s (N, 3, S, S)."""
         if self.vision is None:
             raise ModelError("this model was loaded without a vision encoder (load_vision=False)")
         return pool_patches(self.vision.encode(frames).patches.float(), self.config.bridge.pool)
