@@ -201,6 +201,7 @@ def test_online_watch_encodes_only_the_bridge_frames(model: VideoLLM, mode: str,
     real = m.frame_tokens
     monkeypatch.setattr(m, "frame_tokens", lambda x: encoded.append(len(x)) or real(x))
     monkeypatch.setattr(m, "encode_frames", lambda x: pytest.fail("a frame was encoded as it arrived"))
+    monkeypatch.setattr("videollm.memory.EAGER_WAIT", float("inf"))  # a busy CI machine must not look idle
     events = list(watch(m, SAMPLE, online=True))
     assert len(events) >= 2
     reference = m.bridge.init_state(keep_scenes=cfg.recall)
@@ -292,3 +293,32 @@ def test_preset_configs_roundtrip(tmp_path: Path) -> None:
     big = ModelConfig.preset("videollamb-7b").bridge
     assert (big.width, big.heads, big.ffn, big.memory_tokens, big.pool, big.max_frames_per_segment) == \
         (1024, 8, 4096, 32, 12, 8)
+
+
+def test_online_watch_encodes_frames_as_they_arrive_from_a_paced_source(model: VideoLLM, monkeypatch) -> None:
+    """When the process sits idle waiting for frames (a webcam, a file in real time), histogram streaming encodes
+    each frame as it arrives, so a closing scene waits for no encoder work; the memory is the same."""
+    import time as _time
+
+    from videollm.io import open_video
+
+    cfg = ModelConfig.from_dict(model.config.to_dict())
+    cfg.segmentation.feature = "histogram"
+    m = VideoLLM(cfg, model.lm, model.tokenizer, model.vision).eval()
+    with open_video(SAMPLE) as reader:
+        batches = list(reader.iter_fps(2.0, batch_size=1))
+        duration = reader.meta.duration
+    fast = list(watch(m, iter(batches), online=True, duration=duration))
+
+    def paced():
+        for batch in batches:
+            _time.sleep(0.06)  # idle, as a webcam between frames
+            yield batch
+
+    encoded: list[int] = []
+    real = m.frame_tokens
+    monkeypatch.setattr(m, "frame_tokens", lambda x: encoded.append(len(x)) or real(x))
+    slow = list(watch(m, paced(), online=True, duration=duration))
+    assert encoded == [1] * len(batches)  # every frame once, as it arrived; nothing at scene ends
+    assert [(e.start, e.end) for e in slow] == [(e.start, e.end) for e in fast]
+    torch.testing.assert_close(slow[-1].state.memory, fast[-1].state.memory, atol=1e-4, rtol=1e-4)

@@ -245,7 +245,8 @@ def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch
         state: a memory to continue (e.g. ``load_memory``), None to start empty.
         lag: frames the online segmenter waits before judging a cut (default ``memory.DEFAULT_LAG``).
         max_new_tokens: bound per caption.
-        batch_size: frames encoded together (default 1 in real time, for the lowest latency; else 8).
+        batch_size: frames read together (default 1 in real time and from live sources, for the lowest latency;
+            else 8).
 
     Returns:
         A ``VideoSession``; ``session.stop()`` ends it cleanly (the open scene is still captioned).
@@ -258,7 +259,9 @@ def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch
 
     fps = model.config.segmentation.fps
     if isinstance(source, (str, os.PathLike, int)):
-        batches = open_source(source, fps=fps, realtime=realtime, batch_size=batch_size or (1 if realtime else 8))
+        # Webcams (an index) and network streams run at their own pace, like a file played in real time.
+        paced = realtime or isinstance(source, int) or str(source).strip().isdigit() or not os.path.isfile(source)
+        batches = open_source(source, fps=fps, realtime=realtime, batch_size=batch_size or (1 if paced else 8))
         name = str(source)
     else:
         batches, name = iter(source), "<frames>"

@@ -52,6 +52,10 @@ _STATE_FORMAT = "videollm.bridge_state"
 #: Sampled frames the online segmenter waits after a candidate cut before judging it (see ``benchmarks/streaming.py``
 #: for the F1 / latency trade-off this value was chosen from).
 DEFAULT_LAG = 4
+#: Online, with histogram segmentation: when the process sat idle at least this long while the source produced a
+#: batch (a webcam, a file played in real time), its frames are encoded at once instead of when their scene closes,
+#: so the CPU works while it would wait and a scene's caption waits only for its bridge step and caption.
+EAGER_WAIT = 0.05
 #: A scene longer than this is closed anyway, so a stream that never cuts still runs in flat memory.
 DEFAULT_MAX_SCENE_SECONDS = 60.0
 #: With CLS segmentation features the scan runs the vision encoder on every frame anyway; the pooled tokens of up to
@@ -338,9 +342,14 @@ def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: 
     def close(k: int, end_time: float, t0: float, confirmed: float) -> SceneEvent:
         """Fold the first ``k`` buffered frames into the memory as one scene."""
         nonlocal start_time, scene_no, buf_first
-        keep = segment_frame_indices(0, k - 1, model.config.bridge.max_frames_per_segment)
-        kept = torch.stack([buf_tok[i] for i in keep.tolist()])
-        tokens = model.frame_tokens(kept) if lazy else kept  # (L, P*P, Dv)
+        keep = segment_frame_indices(0, k - 1, model.config.bridge.max_frames_per_segment).tolist()
+        # Lazy: frames still waiting as encoder input (3-d uint8) are encoded now; the rest are pooled tokens.
+        waiting = [i for i in keep if buf_tok[i].dim() == 3 and buf_tok[i].dtype == torch.uint8]
+        if waiting:
+            for i, encoded in zip(waiting, model.frame_tokens(torch.stack([buf_tok[i] for i in waiting])),
+                                  strict=True):
+                buf_tok[i] = encoded
+        tokens = torch.stack([buf_tok[i] for i in keep])  # (L, P*P, Dv)
         model.bridge.step(tokens.to(model.device), state, start_time=start_time, end_time=end_time,
                           start_frame=buf_idx[0], end_frame=buf_idx[k - 1])
         event = SceneEvent(scene_no, start_time, end_time, buf_idx[0], buf_idx[k - 1],
@@ -358,10 +367,20 @@ def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: 
 
     last_time = start_time
     stopped = False
-    for batch in batches:
+    batches = iter(batches)
+    while True:
+        t_wait, cpu_wait = time.perf_counter(), time.process_time()
+        batch = next(batches, None)
+        if batch is None:
+            break
         t0 = time.perf_counter()
-        if lazy:
+        # Idle seconds while the source produced the batch: a paced source (webcam, real time) sleeps, decoding
+        # does not (wall time minus the process's CPU time over all its threads).
+        idle = (t0 - t_wait) - (time.process_time() - cpu_wait)
+        if lazy and idle < EAGER_WAIT:
             cls, tokens = model.scene_features(batch.frames), model.encoder_input(batch.frames)  # (B, 3, S, S)
+        elif lazy:  # the source is paced: encode now, while waiting for frames anyway, so the caption comes sooner
+            cls, tokens = model.scene_features(batch.frames), model.frame_tokens(batch.frames)
         else:
             cls, tokens = model.encode_frames(batch.frames)  # (B, Dv), (B, P*P, Dv)
         for j in range(len(batch.times)):
