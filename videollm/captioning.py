@@ -34,7 +34,7 @@ from videollm.prompts import CAPTION, CAPTION_TOKENS, SUMMARY
 
 SUMMARY_TOKENS = 96
 #: Scenes a whole-file captioning session (``caption_video``) captions in one batch.
-CAPTION_BATCH = 8
+CAPTION_BATCH = 16
 ANSWER_TOKENS = 128
 
 
