@@ -17,7 +17,7 @@ def add_model_args(p: argparse.ArgumentParser, fps: bool = True) -> None:
                         "default: the shipped embedded checkpoint")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--dtype", default="float32", choices=DTYPE_CHOICES,
-                   help="compute dtype of the vision encoder and LM (bfloat16 is ~2x faster on recent CPUs)")
+                   help="compute dtype of the vision encoder and LM (bfloat16 helps on GPUs and CPUs with AVX-512 BF16 or AMX; on AVX2-only CPUs it is several times slower)")
     if fps:
         p.add_argument("--fps", type=positive_float, default=None,
                        help="frames per second to sample (default: the model's setting, 2)")

@@ -53,7 +53,8 @@ def build_vision_encoder(
     Args:
         cfg: backend, model, weights, input size and hidden layer.
         device: where the model runs (the encoder never moves itself to a GPU).
-        dtype: compute and output dtype (default float32); ``torch.bfloat16`` is ~2x faster on CPU.
+        dtype: compute and output dtype (default float32); ``torch.bfloat16`` is faster only on CPUs with native
+            bf16 (AVX-512 BF16, AMX) and on GPUs.
 
     Returns:
         A ``VisionEncoder`` in eval mode with every parameter frozen.

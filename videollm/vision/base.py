@@ -60,8 +60,9 @@ class VisionEncoder(nn.Module):
 
     Subclasses build the model and implement ``_features``; this class owns preprocessing, batching, precision
     and freezing. ``dtype`` is both the compute dtype (weights are cast to it) and the dtype of returned
-    features; on CPU ``torch.bfloat16`` is about twice as fast as float32 (PyTorch keeps LayerNorm and softmax
-    statistics in float32 internally for bf16 tensors). The encoder never moves itself to a GPU: pass ``device``.
+    features. ``torch.bfloat16`` pays off only where the CPU computes it natively (AVX-512 BF16 or AMX); on an
+    AVX2-only CPU it ran DINOv2-S 6x slower than float32 (``benchmarks/encoder_options.py``). PyTorch keeps LayerNorm
+    and softmax statistics in float32 for bf16 tensors. The encoder never moves itself to a GPU: pass ``device``.
 
     Args:
         hidden_size: feature width D.
