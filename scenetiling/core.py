@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from scenetiling.numpy_rule import COSINE_EPS, keep_with_min_len
+from scenetiling.numpy_rule import COSINE_EPS, check_selection, keep_with_min_len
 
 # Rows normalised and multiplied per chunk so the temporaries stay in cache; chunking does not change any result
 # because every row is computed by the same element-wise ops either way.
@@ -169,12 +169,7 @@ def boundaries_from_depth(
     """
     d = _as_scores(depth, "depth")  # (N,)
     n = d.shape[0]
-    if max_cuts is not None and max_cuts < 0:
-        raise ValueError(f"max_cuts must be >= 0 or None, got {max_cuts}")
-    if top_k is not None and top_k < 0:
-        raise ValueError(f"top_k must be >= 0 or None, got {top_k}")
-    if min_len < 1:
-        raise ValueError(f"min_len must be >= 1, got {min_len}")
+    check_selection(max_cuts, top_k, min_len)
     if n == 0:
         return []
     if top_k is not None:

@@ -42,6 +42,16 @@ def keep_with_min_len(ordered: Iterable[int], n_sims: int, min_len: int, limit: 
     return kept
 
 
+def check_selection(max_cuts: int | None, top_k: int | None, min_len: int) -> None:
+    """ValueError unless max_cuts and top_k are None or >= 0 and min_len >= 1 (both rules' selection options)."""
+    if max_cuts is not None and max_cuts < 0:
+        raise ValueError(f"max_cuts must be >= 0 or None, got {max_cuts}")
+    if top_k is not None and top_k < 0:
+        raise ValueError(f"top_k must be >= 0 or None, got {top_k}")
+    if min_len < 1:
+        raise ValueError(f"min_len must be >= 1, got {min_len}")
+
+
 def similarities(features: np.ndarray) -> np.ndarray:
     """(T, D) features -> (max(T - 1, 0),) cosine similarity of each frame with the next, float32."""
     feats = np.asarray(features, dtype=np.float32)
@@ -73,12 +83,7 @@ def boundaries_from_depth(depth: np.ndarray, alpha: float = 0.5, max_cuts: int |
     """The cuts chosen from depth scores, as ``scenetiling.core.boundaries_from_depth`` (ties: lower index first)."""
     d = np.asarray(depth)
     n = len(d)
-    if max_cuts is not None and max_cuts < 0:
-        raise ValueError(f"max_cuts must be >= 0 or None, got {max_cuts}")
-    if top_k is not None and top_k < 0:
-        raise ValueError(f"top_k must be >= 0 or None, got {top_k}")
-    if min_len < 1:
-        raise ValueError(f"min_len must be >= 1, got {min_len}")
+    check_selection(max_cuts, top_k, min_len)
     if n == 0:
         return []
     if top_k is not None:
