@@ -336,6 +336,16 @@ def test_visdial_json(tmp_path):
         for o in objects:
             if f"what colour is the {o['shape']}" in qa:
                 assert qa[f"what colour is the {o['shape']}"] == o["colour"]
+    # Dense annotations: one round per image, relevance 1 exactly at the true answer, 0.5 for options sharing a word.
+    dense = json.loads((tmp_path / "visdial_1.0_train_dense_annotations.json").read_text())
+    assert [(e["image_id"], e["round_id"]) for e in dense] == [(0, 1), (1, 2), (2, 3)]
+    for e, d in zip(dense, dialogs, strict=True):
+        r = d["dialog"][e["round_id"] - 1]
+        rel = e["gt_relevance"]
+        assert len(rel) == 100 and rel[r["gt_index"]] == 1.0 and rel.count(1.0) == 1
+        truth_words = set(answers[r["answer"]].split())
+        assert all((x == 0.5) == (i != r["gt_index"] and bool(set(answers[o].split()) & truth_words))
+                   for i, (o, x) in enumerate(zip(r["answer_options"], rel)))
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

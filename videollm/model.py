@@ -378,13 +378,18 @@ class VideoLLM(nn.Module):
                                      suppress_token_ids=(self.processor.placeholder_id,))
 
     @torch.no_grad()
-    def score(self, visual: Tensor | None, question: str, candidates: Sequence[str]) -> Tensor:
-        """Mean log-likelihood of each candidate answer to ``question`` about ``visual`` (multiple choice)."""
+    def score(self, visual: Tensor | None, question: str, candidates: Sequence[str],
+              history: Sequence[Mapping[str, str]] = ()) -> Tensor:
+        """Mean log-likelihood of each candidate answer to ``question`` about ``visual`` after the dialog
+        ``history`` (multiple choice, answer ranking); the visual marker goes in front of the first user message,
+        as in ``chat``."""
         from videollm.lm import embed_with_visual, score_candidates
 
-        content = question if visual is None else f"{self.processor.markers[0]}\n{question}"
-        enc = self.processor.encode_prompt([{"role": "user", "content": content}],
-                                           0 if visual is None else visual.shape[0])
+        messages = [dict(m) for m in history] + [{"role": "user", "content": question}]
+        if visual is not None:
+            first_user = next(m for m in messages if m["role"] == "user")
+            first_user["content"] = f"{self.processor.markers[0]}\n{first_user['content']}"
+        enc = self.processor.encode_prompt(messages, 0 if visual is None else visual.shape[0])
         ids = enc["input_ids"].unsqueeze(0).to(self.device)
         embeds = embed_with_visual(self.lm, ids, visual, self.processor.placeholder_id)
         return score_candidates(self.lm, self.tokenizer, embeds, list(candidates))

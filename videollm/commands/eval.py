@@ -78,4 +78,7 @@ def headline(payload: dict) -> dict:
         return {"overall": round(payload["overall"], 3)}
     if kind == "egoplan":
         return {"accuracy": round(payload["accuracy"], 3), "items": payload["items"]}
+    if kind == "visdial":
+        return {k: round(payload[k], 3) for k in ("mrr", "r@1", "r@5", "r@10", "mean_rank", "ndcg")} | {
+            "rounds": payload["rounds"], "ndcg_rounds": payload["ndcg_rounds"]}
     return {v: round(row.get("caption_attributes", float("nan")), 3) for v, row in payload["table"].items()}

@@ -8,6 +8,7 @@ out, so no evaluation video shares a shape x colour x motion triple with trainin
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -132,6 +133,28 @@ def run_egoplan(model, out: Path, work: Path, path: str | os.PathLike | None = N
                "seconds": time.perf_counter() - t0, "records": records}
     _write(out, "egoplan", payload)
     plots.bars({"accuracy": acc, "chance": 0.25}, out / "egoplan.png", f"EgoPlan next step ({len(records)} items)")
+    return payload
+
+
+def run_visdial(model, out: Path, work: Path, path: str | os.PathLike | None = None, n: int = 8,
+                seed: int = EVAL_SEED, images: str | os.PathLike | None = None,
+                dense: str | os.PathLike | None = None, limit: int | None = None) -> dict[str, Any]:
+    """Visual Dialog answer ranking (``videollm.eval.visdial``); without ``path``, ``n`` held-out world images
+    with a VisDial v1.0 file and dense annotations are generated."""
+    from videollm.eval import visdial
+
+    if path is None:
+        from videollm.world import generate
+        from videollm.world.generate import visdial_name
+
+        folder = work / f"visdial-s{seed}-n{n}"
+        path = folder / visdial_name(heldout=True)
+        if not path.is_file():
+            generate(folder, n, seed, heldout=True, kind="image")
+    payload = visdial.run_visdial(model, path, images, dense, limit)
+    _write(out, "visdial", payload)
+    plots.bars({k: payload[k] for k in ("mrr", "r@1", "r@5", "r@10", "ndcg") if not math.isnan(payload[k])},
+               out / "visdial.png", f"VisDial answer ranking ({payload['rounds']} rounds)", ylabel="score")
     return payload
 
 

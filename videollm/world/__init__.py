@@ -27,6 +27,7 @@ from videollm.world.tasks import (
     make_needle_video,
     needle_object_scene,
     render_image,
+    visdial_dense,
     visdial_dialog,
     visdial_json,
 )
@@ -53,6 +54,6 @@ __all__ = [
     "is_valid_combo", "make_egoplan_sample", "make_image_spec", "make_needle_video", "needle_object_scene",
     "needle_question", "needle_truth", "object_track",
     "render_background", "render_frames", "render_image", "render_scene", "sample_attributes", "sample_objects",
-    "sample_rng", "sample_scene", "sample_video_spec", "scene_caption", "video_qa", "visdial_dialog",
+    "sample_rng", "sample_scene", "sample_video_spec", "scene_caption", "video_qa", "visdial_dense", "visdial_dialog",
     "visdial_json", "write_frames", "write_samples", "write_video",
 ]

@@ -21,6 +21,7 @@ from videollm.world.tasks import (
     make_image_spec,
     make_needle_video,
     render_image,
+    visdial_dense,
     visdial_dialog,
     visdial_json,
 )
@@ -52,8 +53,8 @@ def generate(
 
     Files: kind "video" and "needle": ``<kind>_<i>.mp4`` + ``<kind>_<i>.json`` (see ``truth.ground_truth``);
     "egoplan": ``egoplan_<i>.mp4`` + ``egoplan_<i>.json`` and one EgoPlan-Bench-style list ``egoplan.json``;
-    "image": ``image_<i>.png`` + ``image_<i>.json`` and one VisDial v1.0 file ``visdial_1.0_<split>.json``
-    (split "train" or "heldout"; image_id is i).
+    "image": ``image_<i>.png`` + ``image_<i>.json``, one VisDial v1.0 file ``visdial_1.0_<split>.json`` and its
+    dense annotations ``visdial_1.0_<split>_dense_annotations.json`` (split "train" or "heldout"; image_id is i).
 
     Args:
         out_dir: output folder (created).
@@ -106,12 +107,13 @@ def generate(
         write_json(records, out / "egoplan.json")
     elif kind == "image":
         write_json(visdial_json(records, "heldout" if heldout else "train"), out / visdial_name(heldout))
+        write_json(visdial_dense(records), out / visdial_name(heldout, dense=True))
     return paths
 
 
-def visdial_name(heldout: bool) -> str:
-    """File name of the VisDial JSON that ``generate(kind="image")`` writes."""
-    return f"visdial_1.0_{'heldout' if heldout else 'train'}.json"
+def visdial_name(heldout: bool, dense: bool = False) -> str:
+    """File name of the VisDial JSON that ``generate(kind="image")`` writes (``dense``: its dense annotations)."""
+    return f"visdial_1.0_{'heldout' if heldout else 'train'}{'_dense_annotations' * dense}.json"
 
 
 # What ``write_samples`` writes: (sub-folder, kind, heldout, n, extra generate() arguments).

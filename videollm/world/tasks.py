@@ -385,6 +385,31 @@ def visdial_json(dialogs: list[dict], split: str) -> dict:
             "data": {"questions": list(questions), "answers": list(ANSWERS), "dialogs": out}}
 
 
+def option_relevance(answer: str, option: str) -> float:
+    """Dense relevance of one answer option to a round whose true answer is ``answer`` (VisDial's ``gt_relevance``:
+    there, the share of annotators who accepted the option): 1 for the answer itself, 0.5 for an option that shares
+    a word with it ("red" for "red star", "left" for "top left"), 0 otherwise."""
+    if option == answer:
+        return 1.0
+    return 0.5 if set(option.split()) & set(answer.split()) else 0.0
+
+
+def visdial_dense(dialogs: list[dict]) -> list[dict]:
+    """VisDial v1.0 dense annotations for dialogs in the ``visdial_dialog`` form: one round per image (round
+    ``image_id % 10 + 1``, 1-based as in VisDial), with ``option_relevance`` of each of its answer options.
+
+    Returns:
+        [{"image_id", "round_id", "gt_relevance": [float] * len(answer_options)}].
+    """
+    out = []
+    for d in dialogs:
+        k = d["image_id"] % len(d["dialog"])
+        r = d["dialog"][k]
+        out.append({"image_id": d["image_id"], "round_id": k + 1,
+                    "gt_relevance": [option_relevance(r["answer"], o) for o in r["answer_options"]]})
+    return out
+
+
 def visdial_dialog(rng: np.random.Generator, spec: VideoSpec, image_id: int) -> dict:
     """One dialog entry (strings, not yet indices) with 100 shuffled answer options per round.
 
