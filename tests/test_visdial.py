@@ -79,25 +79,34 @@ def test_load_visdial_and_dense(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_bench_visdial_on_the_shipped_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The command ranks one image's 10 rounds x 100 options; each recorded rank is what the model's own scores
-    give, and the shipped model ranks the true answer well above chance (R@10 is 0.10 by chance)."""
+    """The command ranks 100 options a round (the sample's first image, its first 3 rounds, to keep the suite short:
+    4 s a round on 2 cores); each recorded rank is what the model's own scores give, NDCG comes from the dense file
+    found beside the JSON, and the shipped model ranks the true answers well above chance (MRR ~0.05)."""
     from videollm.cli import main
     from videollm.eval.visdial import score_dialog
     from videollm.memory import build_memory
     from videollm.model import VideoLLM
 
-    assert main(["bench", "visdial", str(SAMPLE), "--limit", "1", "--out", str(tmp_path)]) == 0
+    data = json.loads(SAMPLE.read_text())
+    data["data"]["dialogs"] = [dict(data["data"]["dialogs"][0], dialog=data["data"]["dialogs"][0]["dialog"][:3])]
+    short = tmp_path / "visdial_1.0_short.json"
+    short.write_text(json.dumps(data))
+    dense = json.loads(SAMPLE.with_name("visdial_1.0_train_dense_annotations.json").read_text())[:1]  # round 1
+    short.with_name("visdial_1.0_short_dense_annotations.json").write_text(json.dumps(dense))
+    out = tmp_path / "out"
+    assert main(["bench", "visdial", str(short), "--images", str(SAMPLE.parent), "--out", str(out)]) == 0
     assert "visdial: {" in capsys.readouterr().err
-    payload = json.loads((tmp_path / "visdial.json").read_text())
-    assert payload["images"] == 1 and payload["rounds"] == 10 and payload["ndcg_rounds"] == 1
-    assert (tmp_path / "visdial.png").is_file()
-    assert payload["r@10"] >= 0.5 and payload["mrr"] > 0.2
+    payload = json.loads((out / "visdial.json").read_text())
+    assert payload["images"] == 1 and payload["rounds"] == 3 and payload["ndcg_rounds"] == 1
+    assert (out / "visdial.png").is_file()
+    assert payload["mrr"] > 0.2 and 0.0 <= payload["ndcg"] <= 1.0
 
     model = VideoLLM.from_pretrained("default")
-    (dialog,) = load_visdial(SAMPLE)[:1]
+    (dialog,) = load_visdial(short)
     visual = model.project_state(build_memory(model, SAMPLE.parent / "image_000000.png"))
     scores = score_dialog(model, visual, dialog)
-    assert [r["gt_rank"] for r in payload["records"]] == [gt_rank(s, r.gt_index) for s, r in zip(scores, dialog.rounds)]
+    assert [r["gt_rank"] for r in payload["records"]] == [gt_rank(s, r.gt_index)
+                                                         for s, r in zip(scores, dialog.rounds, strict=True)]
 
 
 def test_bench_visdial_bad_file_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
