@@ -348,6 +348,11 @@ def score_candidates(
     first_logp = torch.log_softmax(prompt.logits[:, -1].float(), dim=-1)  # (1, V): predicts each candidate's 1st token
     start = int(pmask.sum())
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    # Several batches (long option lists such as VisDial's 100): candidates of equal token length go together, so
+    # short ones are not padded to the longest; one batch keeps the given order.
+    order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i])) if len(token_lists) > batch_size \
+        else list(range(len(token_lists)))
+    token_lists = [token_lists[i] for i in order]
     scores = []
     for lo in range(0, len(token_lists), batch_size):
         chunk = token_lists[lo : lo + batch_size]
@@ -367,4 +372,5 @@ def score_candidates(
         token_logp = logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * valid  # (n, L)
         total = token_logp.sum(dim=1)  # (n,)
         scores.append(total / valid.sum(dim=1) if reduction == "mean" else total)
-    return torch.cat(scores).float()
+    flat = torch.cat(scores).float()
+    return flat[torch.argsort(torch.tensor(order, device=flat.device))]  # back in the candidates' order
