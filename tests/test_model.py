@@ -312,7 +312,9 @@ def test_online_watch_encodes_frames_as_they_arrive_from_a_paced_source(model: V
 
     def paced():
         for batch in batches:
-            _time.sleep(0.06)  # idle, as a webcam between frames
+            # Idle, as between a webcam's frames (0.5 s at 2 fps); well above EAGER_WAIT, since torch's OpenMP
+            # threads may spin (and count as CPU time) for a while after the last encode.
+            _time.sleep(0.3)
             yield batch
 
     encoded: list[int] = []
