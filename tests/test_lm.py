@@ -577,6 +577,20 @@ def test_score_candidates_prefers_trained_answer_and_matches_manual_sum(loaded) 
             logp = torch.log_softmax(model(ids).logits[0, :-1], dim=-1)
         manual = logp[torch.arange(len(prompt_ids) - 1, ids.shape[1] - 1), cand_ids].sum()
         torch.testing.assert_close(score, manual, atol=1e-4, rtol=1e-4)
+    # Greedy flags: the greedy continuation of the prompt is greedy, each candidate is iff every token is the argmax.
+    with torch.no_grad():
+        logits = model(inputs_embeds=embeds).logits[0, -1]
+    greedy_text = tokenizer.decode([int(logits.argmax())])
+    same, greedy = score_candidates(model, tokenizer, embeds, [*candidates, greedy_text], reduction="sum",
+                                    batch_size=2, with_greedy=True)
+    torch.testing.assert_close(same[:3], scores)
+    assert greedy.dtype == torch.bool and bool(greedy[3])
+    for cand, flag in zip(candidates, greedy[:3].tolist()):
+        cand_ids = torch.tensor(tokenizer(cand, add_special_tokens=False)["input_ids"])
+        ids = torch.cat([prompt_ids, cand_ids])[None]
+        with torch.no_grad():
+            argmax = model(ids).logits[0, len(prompt_ids) - 1:-1].argmax(-1)
+        assert flag == bool((argmax == cand_ids).all())
     mean = score_candidates(model, tokenizer, embeds, candidates, reduction="mean", append_eos=True)
     assert int(mean.argmax()) == 0
     with pytest.raises(UsageError, match="tokenises to nothing"):

@@ -379,10 +379,12 @@ class VideoLLM(nn.Module):
 
     @torch.no_grad()
     def score(self, visual: Tensor | None, question: str, candidates: Sequence[str],
-              history: Sequence[Mapping[str, str]] = ()) -> Tensor:
-        """Mean log-likelihood of each candidate answer to ``question`` about ``visual`` after the dialog
-        ``history`` (multiple choice, answer ranking); the visual marker goes in front of the first user message,
-        as in ``chat``."""
+              history: Sequence[Mapping[str, str]] = (), reduction: str = "mean",
+              with_greedy: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Log-likelihood of each candidate answer to ``question`` about ``visual`` after the dialog ``history``
+        (multiple choice, answer ranking): the mean over its tokens (default) or their ``"sum"``; with
+        ``with_greedy`` also whether greedy decoding would give each candidate. The visual marker goes in front of
+        the first user message, as in ``chat``."""
         from videollm.lm import embed_with_visual, score_candidates
 
         messages = [dict(m) for m in history] + [{"role": "user", "content": question}]
@@ -392,4 +394,5 @@ class VideoLLM(nn.Module):
         enc = self.processor.encode_prompt(messages, 0 if visual is None else visual.shape[0])
         ids = enc["input_ids"].unsqueeze(0).to(self.device)
         embeds = embed_with_visual(self.lm, ids, visual, self.processor.placeholder_id)
-        return score_candidates(self.lm, self.tokenizer, embeds, list(candidates))
+        return score_candidates(self.lm, self.tokenizer, embeds, list(candidates), reduction=reduction,
+                                with_greedy=with_greedy)

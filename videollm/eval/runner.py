@@ -109,14 +109,8 @@ def make_cases(model, work: str | os.PathLike, name: str, n: int, seed: int, sce
         kind: world sample kind ("video", "egoplan").
         **generate_args: passed to ``videollm.world.generate``.
     """
-    from videollm.world import generate
-
     work = Path(work)
-    folder = work / name
-    config = world_config(scenes)
-    paths = [folder / f"{kind}_{i:06d}.mp4" for i in range(n)]
-    if not all(p.is_file() and p.with_suffix(".json").is_file() for p in paths):
-        paths = generate(folder, n, seed, heldout=True, kind=kind, config=config, **generate_args)
+    paths = heldout_videos(work / name, n, seed, scenes, kind, **generate_args)
     cache = feature_cache(model, work)
     cases = []
     for path in paths:
@@ -124,6 +118,18 @@ def make_cases(model, work: str | os.PathLike, name: str, n: int, seed: int, sce
         feats = video_features(model.encode_frames, cache, path, model.config.segmentation.fps)
         cases.append(Case(Path(path), truth, feats))
     return cases
+
+
+def heldout_videos(folder: Path, n: int, seed: int, scenes: int, kind: str = "video",
+                   **generate_args) -> list[Path]:
+    """The ``n`` held-out videos of ``make_cases`` in ``folder`` (written once; their truth JSON beside them)."""
+    from videollm.world import generate
+
+    paths = [folder / f"{kind}_{i:06d}.mp4" for i in range(n)]
+    if not all(p.is_file() and p.with_suffix(".json").is_file() for p in paths):
+        paths = [Path(p) for p in generate(folder, n, seed, heldout=True, kind=kind, config=world_config(scenes),
+                                           **generate_args)]
+    return paths
 
 
 def encoded_file(path: str | os.PathLike, features: VideoFeatures) -> EncodedVideo:
@@ -323,6 +329,7 @@ __all__ = [
     "caption_records",
     "egoplan_records",
     "feature_cache",
+    "heldout_videos",
     "make_cases",
     "mean_by",
     "needle_records",

@@ -120,13 +120,7 @@ def run_egoplan(model, out: Path, work: Path, path: str | os.PathLike | None = N
                 seed: int = EVAL_SEED) -> dict[str, Any]:
     """EgoPlan multiple choice by log-likelihood; without ``path``, ``n`` held-out world tasks are generated."""
     t0 = time.perf_counter()
-    if path is None:
-        folder = work / f"egoplan-s{seed}"
-        path = folder / "egoplan.json"
-        if not path.is_file() or len(json.loads(path.read_text(encoding="utf-8"))) != n:
-            from videollm.world import generate
-
-            generate(folder, n, seed, heldout=True, kind="egoplan")
+    path = egoplan_file(work, n, seed) if path is None else path
     records = egoplan_records(model, path, feature_cache(model, work))
     acc = float(np.mean([r["correct"] for r in records])) if records else float("nan")
     payload = {"eval": "egoplan", "file": str(path), "accuracy": acc, "chance": 0.25, "items": len(records),
@@ -136,6 +130,28 @@ def run_egoplan(model, out: Path, work: Path, path: str | os.PathLike | None = N
     return payload
 
 
+def egoplan_file(work: Path, n: int, seed: int) -> Path:
+    """The EgoPlan-format JSON of ``n`` held-out world tasks under ``work`` (generated once)."""
+    path = work / f"egoplan-s{seed}" / "egoplan.json"
+    if not path.is_file() or len(json.loads(path.read_text(encoding="utf-8"))) != n:
+        from videollm.world import generate
+
+        generate(path.parent, n, seed, heldout=True, kind="egoplan")
+    return path
+
+
+def visdial_file(work: Path, n: int, seed: int) -> Path:
+    """The VisDial v1.0 file (dense annotations beside it) of ``n`` held-out world images under ``work``."""
+    from videollm.world.generate import visdial_name
+
+    path = work / f"visdial-s{seed}-n{n}" / visdial_name(heldout=True)
+    if not path.is_file():
+        from videollm.world import generate
+
+        generate(path.parent, n, seed, heldout=True, kind="image")
+    return path
+
+
 def run_visdial(model, out: Path, work: Path, path: str | os.PathLike | None = None, n: int = 8,
                 seed: int = EVAL_SEED, images: str | os.PathLike | None = None,
                 dense: str | os.PathLike | None = None, limit: int | None = None) -> dict[str, Any]:
@@ -143,14 +159,7 @@ def run_visdial(model, out: Path, work: Path, path: str | os.PathLike | None = N
     with a VisDial v1.0 file and dense annotations are generated."""
     from videollm.eval import visdial
 
-    if path is None:
-        from videollm.world import generate
-        from videollm.world.generate import visdial_name
-
-        folder = work / f"visdial-s{seed}-n{n}"
-        path = folder / visdial_name(heldout=True)
-        if not path.is_file():
-            generate(folder, n, seed, heldout=True, kind="image")
+    path = visdial_file(work, n, seed) if path is None else path
     payload = visdial.run_visdial(model, path, images, dense, limit)
     _write(out, "visdial", payload)
     plots.bars({k: payload[k] for k in ("mrr", "r@1", "r@5", "r@10", "ndcg") if not math.isnan(payload[k])},

@@ -303,7 +303,8 @@ def score_candidates(
     append_eos: bool = False,
     batch_size: int = 16,
     autocast_dtype: torch.dtype | None = None,
-) -> torch.Tensor:
+    with_greedy: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Log-likelihood of each candidate continuation of one prompt (multiple choice, answer ranking).
 
     The prompt runs once; each batch of candidates (right padded) is one forward continuing from a copy of the
@@ -319,9 +320,10 @@ def score_candidates(
         append_eos: also score the EOS token after each candidate (rewards complete answers).
         batch_size: candidates per forward.
         autocast_dtype: e.g. ``torch.bfloat16`` to run the forwards under autocast.
+        with_greedy: also return whether greedy decoding would produce each candidate (every token the argmax).
 
     Returns:
-        (C,) float32 scores, higher is more likely.
+        (C,) float32 scores, higher is more likely; with ``with_greedy`` also a (C,) bool tensor.
     """
     if reduction not in ("mean", "sum"):
         raise UsageError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
@@ -353,7 +355,7 @@ def score_candidates(
     order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i])) if len(token_lists) > batch_size \
         else list(range(len(token_lists)))
     token_lists = [token_lists[i] for i in order]
-    scores = []
+    scores, greedy = [], []
     for lo in range(0, len(token_lists), batch_size):
         chunk = token_lists[lo : lo + batch_size]
         rows = [torch.tensor(toks, dtype=torch.long, device=device) for toks in chunk]
@@ -372,5 +374,8 @@ def score_candidates(
         token_logp = logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * valid  # (n, L)
         total = token_logp.sum(dim=1)  # (n,)
         scores.append(total / valid.sum(dim=1) if reduction == "mean" else total)
-    flat = torch.cat(scores).float()
-    return flat[torch.argsort(torch.tensor(order, device=flat.device))]  # back in the candidates' order
+        if with_greedy:
+            greedy.append(((logp.argmax(-1) == ids) | ~valid).all(dim=1))
+    back = torch.argsort(torch.tensor(order, device=device))  # back in the candidates' order
+    flat = torch.cat(scores).float()[back]
+    return (flat, torch.cat(greedy)[back]) if with_greedy else flat

@@ -1,0 +1,209 @@
+"""Local lmms-eval tasks over the synthetic world's held-out items, for offline runs of the lmms-eval plugin.
+
+``videollm eval lmms-tasks --out DIR`` writes, for the same items ``videollm eval`` scores (same seeds, sizes and
+question selection), one JSONL file of documents and one task YAML per task:
+
+- ``videollm_qa``: video QA (attribute, counting, temporal, first/last questions) on held-out videos of training
+  length, greedy answers of at most 8 tokens, scored by ``videollm.eval.metrics.answer_correct`` (``videollm eval
+  qa``);
+- ``videollm_egoplan``: EgoPlan-format next-step multiple choice, the option of least loss (= highest mean
+  log-likelihood, ``videollm eval egoplan``);
+- ``videollm_visdial``: Visual Dialog rounds, the 100 options ranked by the model; MRR, R@k, mean rank and NDCG as
+  ``videollm bench visdial`` computes them (``videollm.eval.visdial``).
+
+Run them with ``python -m lmms_eval --model videollm --include_path DIR --tasks videollm_qa,...``. The YAML files
+name their data by absolute path, so DIR works from any working directory; the functions they name live here.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+QA_TYPES = ("attribute", "counting", "temporal", "first_last")
+TASKS = ("videollm_qa", "videollm_egoplan", "videollm_visdial")
+VISDIAL_METRICS = ("mrr", "r@1", "r@5", "r@10", "mean_rank", "ndcg")
+
+
+# ------------------------------------------------------------------------------------------ functions the YAML names
+
+
+def doc_to_video(doc: dict) -> list[str]:
+    return [doc["video"]]
+
+
+def doc_to_image(doc: dict) -> list[str]:
+    return [doc["image"]]
+
+
+def qa_process_results(doc: dict, results: Sequence[str]) -> dict[str, Any]:
+    """Overall accuracy, and accuracy of the doc's question type (None under the other types' metrics)."""
+    from videollm.eval.metrics import answer_correct
+
+    correct = float(answer_correct(results[0], doc["answer"]))
+    return {"accuracy": correct, **{t: (correct if doc["type"] == t else None) for t in QA_TYPES}}
+
+
+def option_losses(results: Sequence[Any]) -> list[float]:
+    """Each option's loss from a multiple-choice doc's results: ``(loss, is_greedy)`` pairs, or their ``str()``,
+    which is what lmms-eval 0.7.3's evaluator hands over (it turns every non-string model output into a string, so
+    its built-in multiple-choice scoring fails for every model; these tasks score their own)."""
+    losses = []
+    for result in results:
+        pair = ast.literal_eval(result) if isinstance(result, str) else result
+        losses.append(float(pair[0]))
+    return losses
+
+
+def egoplan_process_results(doc: dict, results: Sequence[Any]) -> dict[str, float]:
+    """Accuracy: the option of least loss (highest mean log-likelihood) is the golden one."""
+    return {"acc": float(int(np.argmin(option_losses(results))) == int(doc["answer"]))}
+
+
+def visdial_process_results(doc: dict, results: Sequence[Any]) -> dict[str, Any]:
+    """The true answer's rank among the options (the plugin returns each option's loss: lower is better), and the
+    round's NDCG where it has dense relevance."""
+    from videollm.eval.visdial import gt_rank, ndcg
+
+    scores = [-loss for loss in option_losses(results)]
+    rank = gt_rank(scores, int(doc["gt_index"]))
+    relevance = doc.get("relevance")
+    return {"mrr": 1.0 / rank, "r@1": float(rank <= 1), "r@5": float(rank <= 5), "r@10": float(rank <= 10),
+            "mean_rank": float(rank), "ndcg": ndcg(scores, relevance) if relevance else None}
+
+
+def mean_present(values: Sequence[float | None]) -> float:
+    """Mean of the values that are not None (NaN when none is)."""
+    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.mean(kept)) if kept else math.nan
+
+
+# ------------------------------------------------------------------------------------------ writing the tasks
+
+
+def qa_docs(work: Path, videos: int, seed: int, per_type: int = 3) -> list[dict]:
+    """``videollm eval qa``'s questions: its held-out videos, ``select_questions`` of each."""
+    from videollm.eval.runner import TRAIN_SCENES, heldout_videos, select_questions
+
+    docs = []
+    for path in heldout_videos(work / f"videos-x1-s{seed}", videos, seed, TRAIN_SCENES):
+        truth = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        for qa in select_questions(truth, per_type):
+            docs.append({"id": len(docs), "video": str(path.resolve()), "type": qa["type"],
+                         "question": qa["question"], "answer": qa["answer"]})
+    return docs
+
+
+def egoplan_docs(path: Path) -> list[dict]:
+    """An EgoPlan-format JSON's items as documents (video by absolute path, options a-d, the golden index)."""
+    items = json.loads(path.read_text(encoding="utf-8"))
+    return [{"id": item["sample_id"], "video": str((path.parent / item["video_path"]).resolve()),
+             "question": item["question"], "choices": [item[f"choice_{c}"] for c in "abcd"],
+             "answer": "ABCD".index(item["golden_choice_idx"])} for item in items]
+
+
+def visdial_docs(path: Path) -> list[dict]:
+    """One document per VisDial round that ``bench visdial`` ranks: image, question, options, the true answer's
+    position, dense relevance (or None) and the dialog so far as chat turns (``history``)."""
+    from videollm.eval.visdial import dense_file_for, find_images, load_visdial
+
+    found = find_images(path.parent)
+    docs = []
+    for dialog in load_visdial(path, dense_file_for(path)):
+        history: list[dict[str, str]] = []
+        for k, r in enumerate(dialog.rounds):
+            if r.options and r.gt_index is not None:
+                docs.append({"id": len(docs), "image": str(found[dialog.image_id].resolve()),
+                             "image_id": dialog.image_id, "round": k + 1, "question": r.question,
+                             "options": list(r.options), "gt_index": int(r.gt_index), "relevance": r.relevance,
+                             "history": list(history)})
+            if r.answer is None:
+                break
+            history += [{"role": "user", "content": r.question}, {"role": "assistant", "content": r.answer}]
+    return docs
+
+
+def write_tasks(out: str | os.PathLike, work: str | os.PathLike, videos: int = 8, seed: int | None = None,
+                egoplan_items: int = 24, visdial_images: int = 8) -> list[Path]:
+    """Write the three tasks (YAML + JSONL) to ``out``; held-out videos and images are generated under ``work``
+    exactly as ``videollm eval`` generates them. Returns the YAML paths."""
+    from videollm.eval.suite import EVAL_SEED, egoplan_file, visdial_file
+
+    seed = EVAL_SEED if seed is None else seed
+    out, work = Path(out).resolve(), Path(work)
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    docs = {"videollm_qa": qa_docs(work, videos, seed),
+            "videollm_egoplan": egoplan_docs(egoplan_file(work, egoplan_items, seed)),
+            "videollm_visdial": visdial_docs(visdial_file(work, visdial_images, seed))}
+    written = []
+    for task, rows in docs.items():
+        jsonl = data / f"{task}.jsonl"
+        jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        yaml = out / f"{task}.yaml"
+        yaml.write_text(_YAML[task].format(task=task, data=json.dumps(str(jsonl)), here=__name__), encoding="utf-8")
+        written.append(yaml)
+    return written
+
+
+_HEAD = """# Written by `videollm eval lmms-tasks`; the items of `videollm eval` (held-out synthetic world).
+task: {task}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+"""
+
+_YAML = {
+    "videollm_qa": _HEAD + """output_type: generate_until
+doc_to_visual: !function {here}.doc_to_video
+doc_to_text: question
+doc_to_target: answer
+generation_kwargs:
+  max_new_tokens: 8
+  until: []
+  do_sample: false
+process_results: !function {here}.qa_process_results
+metric_list:
+  - metric: accuracy
+    aggregation: mean
+    higher_is_better: true
+""" + "".join(f"""  - metric: {t}
+    aggregation: !function {{here}}.mean_present
+    higher_is_better: true
+""" for t in QA_TYPES),
+    "videollm_egoplan": _HEAD + """output_type: multiple_choice
+doc_to_visual: !function {here}.doc_to_video
+doc_to_text: question
+doc_to_choice: choices
+doc_to_target: answer
+process_results: !function {here}.egoplan_process_results
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+""",
+    "videollm_visdial": _HEAD + """output_type: multiple_choice
+doc_to_visual: !function {here}.doc_to_image
+doc_to_text: question
+doc_to_choice: options
+doc_to_target: gt_index
+process_results: !function {here}.visdial_process_results
+metric_list:
+""" + "".join(f"""  - metric: {m}
+    aggregation: !function {{here}}.mean_present
+    higher_is_better: {str(m != "mean_rank").lower()}
+""" for m in VISDIAL_METRICS),
+}
+
+
+__all__ = ["QA_TYPES", "TASKS", "VISDIAL_METRICS", "doc_to_image", "doc_to_video", "egoplan_docs", "egoplan_process_results", "mean_present",
+           "option_losses", "qa_docs", "qa_process_results", "visdial_docs", "visdial_process_results", "write_tasks"]
