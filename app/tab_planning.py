@@ -36,7 +36,9 @@ def build(ctx: TabContext) -> None:
                     p_suggest = gr.Button("Suggest a step")
             with gr.Column(scale=3, min_width=420):
                 p_status = gr.Markdown("The model scores each candidate as the answer to "
-                                       f"“{planning.plan_question('…')}” given the video's memory.",
+                                       f"“{planning.plan_question('…')}” given the video's memory; when the goal "
+                                       "lists its steps (“…: a, then b, then c”), the step after the furthest one "
+                                       "the scene captions show done ranks first.",
                                        elem_classes="vl-status")
                 p_label = gr.Label(label="Next step", num_top_classes=10)
                 p_table = gr.Dataframe(headers=_RANK_HEADERS, datatype=["number", "str", "number", "str"],
@@ -80,8 +82,12 @@ def _handlers(ctx: TabContext) -> tuple[Callable, Callable]:
         session = _plan_memory(ctx, video, session)
         ranked = planning.rank_next_steps(ctx.loader.get(), session.state, goal, steps)
         table = [[r.rank, r.step, round(r.score, 4), f"{100 * r.share:.1f}%"] for r in ranked]
-        yield (status(f"Most likely next step: **{ranked[0].step}**", "done"),
-               {r.step: r.share for r in ranked}, table, session)
+        if ranked[0].why:  # progress decided the first place: the shares (log-likelihood) would name another
+            yield (status(f"Most likely next step: **{ranked[0].step}**: {ranked[0].why}", "done"),
+                   ranked[0].step, table, session)
+        else:
+            yield (status(f"Most likely next step: **{ranked[0].step}** (by the model's log-likelihood)", "done"),
+                   {r.step: r.share for r in ranked}, table, session)
 
     @user_errors
     def suggest(video: str | None, goal: str, candidates: str, session: ChatSession | None):

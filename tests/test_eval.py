@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -145,10 +146,24 @@ def test_ablation_switches_restore(tiny) -> None:
         pass
 
 
+def test_wilson_interval_by_hand() -> None:
+    # 60 of 240: p = 0.25; centre (p + z^2/2n) / (1 + z^2/n), half z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n).
+    z, n, p = 1.959964, 240, 0.25
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (
+        1 + z * z / n)
+    assert runner.wilson_interval(60, 240) == pytest.approx((centre - half, centre + half))
+    assert runner.wilson_interval(60, 240) == pytest.approx((0.1994, 0.3084), abs=1e-4)
+    lo, hi = runner.wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)  # never below 0, unlike the normal interval
+    assert all(math.isnan(x) for x in runner.wilson_interval(0, 0))
+
+
 def test_egoplan_and_niavh_write_json_and_png(tiny, work: Path, tmp_path: Path) -> None:
     ego = suite.run_egoplan(tiny, tmp_path, work, n=2)
     assert ego["items"] == 2 and 0.0 <= ego["accuracy"] <= 1.0
     assert all(len(r["scores"]) == 4 and r["predicted"] in "ABCD" for r in ego["records"])
+    lo, hi = ego["ci95"]
+    assert lo <= ego["accuracy"] <= hi and 0.0 <= ego["no_video_accuracy"] <= 1.0
     niavh = suite.run_niavh(tiny, tmp_path, work, multipliers=(1,), depths=(0.0, 1.0), needles=1)
     assert len(niavh["accuracy"]) == 1 and len(niavh["accuracy"][0]) == 2
     saved = json.loads((tmp_path / "niavh.json").read_text())

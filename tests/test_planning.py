@@ -72,3 +72,57 @@ def test_suggest_next_step_keeps_the_first_line_of_the_answer() -> None:
     assert model.calls[0][1:] == (("visual", "memory"), [], prompts.PLAN.format(goal="line up"),
                                   planning.SUGGEST_TOKENS)
     assert planning.suggest_next_step(_Model([], ["  ", "\n"]), "memory", "line up") == ""
+
+
+def test_goal_steps_and_progress_from_the_captions() -> None:
+    goal = "build a tower from the bottom up: green triangle, then orange cross, then blue star"
+    assert planning.goal_steps(goal) == ["green triangle", "orange cross", "blue star"]
+    assert planning.goal_steps("stack the cubes") == ["stack the cubes"]
+    assert planning.goal_steps("wash; dry, then fold.") == ["wash", "dry", "fold"]
+    got = planning.progress_from_captions(goal, ["a small green triangle moves down", "a medium orange cross moves down"])
+    assert (got.last, got.scene, got.next_step) == (1, 1, "blue star")
+    # The furthest step named wins, wherever it is: the last scene may name an item placed before.
+    got = planning.progress_from_captions(goal, ["a small orange cross moves down", "a green triangle stays still"])
+    assert (got.last, got.scene) == (1, 0)
+    # Colour and shape bound in one clause: "orange cross" (2 words) beats "green triangle" (1) and "blue star" (0).
+    assert planning.progress_from_captions(goal, ["a green cross; a small orange cross"]).last == 1
+    assert planning.progress_from_captions(goal, ["a small blue star stays still"]).next_step is None
+    # A caption where two steps tie names none: here the first caption decides.
+    assert planning.progress_from_captions(goal, ["a green triangle", "a green star moves left"]).last == 0
+    assert planning.progress_from_captions(goal, ["a green star moves left"]) is None
+    assert planning.progress_from_captions(goal, ["a red ring"]) is None  # nothing matches
+    assert planning.progress_from_captions("stack the cubes", ["cubes"]) is None  # no list of steps
+    assert planning.progress_from_captions(goal, []) is None
+    assert planning.names_step("place the blue star", "blue star")
+    assert not planning.names_step("place the blue ring", "blue star")
+
+
+class _Segment:
+    def __init__(self, start: float, end: float) -> None:
+        self.start_time, self.end_time = start, end
+
+
+class _State:
+    """A memory whose two scenes were captioned already (so scene_captions calls no model)."""
+
+    def __init__(self, captions: list[str]) -> None:
+        self.segments = [_Segment(2.0 * k, 2.0 * k + 2.0) for k in range(len(captions))]
+        self.extra = {"captions": [{"start": 2.0 * k, "end": 2.0 * k + 2.0, "caption": c}
+                                   for k, c in enumerate(captions)]}
+
+
+def test_rank_next_steps_puts_the_step_after_the_last_one_shown_first() -> None:
+    goal = "line up from left to right: green triangle, then orange cross, then blue star, then cyan circle"
+    candidates = ["place the orange cross", "place the blue star", "place the cyan circle", "place the green triangle"]
+    state = _State(["a small green triangle moves down", "a small orange cross moves down"])
+    model = _Model([-0.5, -2.0, -1.0, -3.0], [])
+    ranked = planning.rank_next_steps(model, state, goal, candidates)
+    assert [r.step for r in ranked] == ["place the blue star", "place the orange cross", "place the cyan circle",
+                                        "place the green triangle"]
+    assert ranked[0].score == -2.0 and "orange cross" in ranked[0].why and "scene 2" in ranked[0].why
+    assert not ranked[1].why
+    assert math.fsum(r.share for r in ranked) == pytest.approx(1.0)
+    # The last caption names no goal step unambiguously: the log-likelihood order alone.
+    ranked = planning.rank_next_steps(model, _State(["a small green star moves down"]), goal, candidates)
+    assert [r.step for r in ranked] == ["place the orange cross", "place the cyan circle", "place the blue star",
+                                        "place the green triangle"] and not any(r.why for r in ranked)

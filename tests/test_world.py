@@ -300,6 +300,19 @@ def test_egoplan_json(tmp_path):
         assert rec["current_observation_frame"] == steps[-1]["stop_frame"] == n_frames - 1
 
 
+def test_egoplan_options_are_all_goal_steps():
+    """The text does not give the answer away: every option names a goal item, the last one placed among them."""
+    for seed in range(20):
+        sample = make_egoplan_sample(np.random.default_rng(seed))
+        assert 4 <= len(sample.goal) <= 5 and 1 <= sample.done < len(sample.goal)
+        steps = [f"place the {g}" for g in sample.goal]
+        assert set(sample.choices) <= set(steps) and len(set(sample.choices)) == 4
+        assert sample.choices[sample.answer_index] == steps[sample.done]
+        assert steps[sample.done - 1] in sample.choices
+    short = make_egoplan_sample(np.random.default_rng(0), n_steps=3)  # too few goal items: one option from outside
+    assert sum(c not in [f"place the {g}" for g in short.goal] for c in short.choices) == 1
+
+
 def test_egoplan_heldout_movers():
     for seed in range(5):
         held = make_egoplan_sample(np.random.default_rng(seed), heldout=True)

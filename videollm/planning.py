@@ -1,7 +1,11 @@
 """Next-step planning over a video's memory (EgoPlan-style): rank candidate steps, or let the model suggest one.
 
-Both ask ``prompts.PLAN``, the question the model is trained and evaluated with. Nothing here imports torch: the web
-app imports this module while it builds its page, before the model (and torch) is loaded.
+Both ask ``prompts.PLAN``. Ranking scores each candidate by the LM's mean log-likelihood as the answer, and, when
+the goal lists its steps in order ("build a tower: red star, then blue ring, then ..."), tracks the progress the
+video shows: each scene's caption (``videollm.recall.scene_captions``, the captions recall uses) names the goal step
+it matches best (most shared content words, one best match only), the furthest step named is the last one done, and
+the candidate naming the goal step after it ranks first (``progress_from_captions``). Nothing here imports torch: the web app
+imports this module while it builds its page, before the model (and torch) is loaded.
 """
 
 from __future__ import annotations
@@ -32,6 +36,29 @@ class RankedStep:
     step: str
     score: float
     share: float
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a goal of ordered steps stands, from the scene captions.
+
+    Attributes:
+        steps: the goal's steps in order (``goal_steps``).
+        last: index of the furthest step the scene captions show done.
+        scene: index of the (latest) scene whose caption shows it.
+        caption: that scene's caption.
+    """
+
+    steps: tuple[str, ...]
+    last: int
+    scene: int
+    caption: str
+
+    @property
+    def next_step(self) -> str | None:
+        """The goal step after the last one done (None when it was the final one)."""
+        return self.steps[self.last + 1] if self.last + 1 < len(self.steps) else None
 
 
 def plan_question(goal: str) -> str:
@@ -72,8 +99,55 @@ def rank_by_score(steps: Sequence[str], scores: Sequence[float]) -> list[RankedS
             for r, i in enumerate(order)]
 
 
+def goal_steps(goal: str) -> list[str]:
+    """The ordered steps a goal lists after its colon (or in full), split at ", then", "then", ";" and ",": "build a
+    tower from the bottom up: red star, then blue ring" gives ["red star", "blue ring"]; a goal without a list gives
+    one step."""
+    import re
+
+    listed = goal.rsplit(":", 1)[-1]
+    parts = re.split(r",\s*then\b|;|,|\bthen\b", listed)
+    return [p.strip(" .") for p in parts if p.strip(" .")]
+
+
+def progress_from_captions(goal: str, captions: Sequence[str]) -> Progress | None:
+    """The furthest goal step the scene captions show done.
+
+    Each caption names at most one goal step: the one sharing the most content words with one of its clauses
+    (``videollm.recall`` words and clauses), when exactly one step matches best. Steps are done in order, so the
+    furthest step any scene names is the last one done (a scene may also show items placed before, or SceneTiling
+    may merge two steps into one scene). None when the goal lists fewer than two steps or no caption names a step.
+    """
+    from videollm.recall import clause_words, content_words
+
+    steps = goal_steps(goal)
+    if len(steps) < 2:
+        return None
+    step_words = [content_words(step) for step in steps]
+    found: tuple[int, int] | None = None  # (step, scene)
+    for k, caption in enumerate(captions):
+        clauses = clause_words(caption)
+        shared = [max((len(words & clause) for clause in clauses), default=0) for words in step_words]
+        best = max(shared)
+        if best > 0 and shared.count(best) == 1 and (found is None or shared.index(best) >= found[0]):
+            found = (shared.index(best), k)
+    return None if found is None else Progress(tuple(steps), found[0], found[1], captions[found[1]])
+
+
+def names_step(candidate: str, step: str) -> bool:
+    """Whether a candidate ("place the red star") names every content word of a goal step ("red star")."""
+    from videollm.recall import content_words
+
+    words = content_words(step)
+    return bool(words) and words <= content_words(candidate)
+
+
 def rank_next_steps(model: Any, state: Any, goal: str, steps: Sequence[str]) -> list[RankedStep]:
     """Rank candidate next steps towards ``goal`` given the progress remembered in ``state``.
+
+    Each candidate is scored by ``VideoLLM.score`` (mean log-likelihood as the answer to the planning question).
+    When the goal lists its steps and the scene captions show which was done last (``progress_from_captions``), the
+    candidates naming the goal step after it rank first; the others follow by score.
 
     Args:
         model: a ``VideoLLM``.
@@ -82,10 +156,24 @@ def rank_next_steps(model: Any, state: Any, goal: str, steps: Sequence[str]) -> 
         steps: the candidate next steps.
 
     Returns:
-        The candidates best first (see ``rank_by_score``), scored by ``VideoLLM.score``.
+        The candidates best first (see ``rank_by_score``; ``share`` is the softmax of the scores).
     """
     scores = model.score(model.project_state(state), plan_question(goal), list(steps))
-    return rank_by_score(list(steps), scores.float().cpu().tolist())
+    ranked = rank_by_score(list(steps), scores.float().cpu().tolist())
+    progress = None
+    if len(goal_steps(goal)) >= 2 and getattr(state, "segments", None):
+        from videollm.recall import scene_captions
+
+        progress = progress_from_captions(goal, scene_captions(model, state))
+    nxt = progress.next_step if progress is not None else None
+    if nxt is None or not any(names_step(r.step, nxt) for r in ranked):
+        return ranked
+    why = (f"the goal step after \u201c{progress.steps[progress.last]}\u201d, the furthest step the scenes show "
+           f"done (scene {progress.scene + 1}: \u201c{progress.caption}\u201d)")
+    first = [r for r in ranked if names_step(r.step, nxt)]
+    order = first + [r for r in ranked if not names_step(r.step, nxt)]
+    return [RankedStep(rank=k + 1, step=r.step, score=r.score, share=r.share, why=why if r in first else "")
+            for k, r in enumerate(order)]
 
 
 def suggest_next_step(model: Any, state: Any, goal: str, max_new_tokens: int = SUGGEST_TOKENS) -> str:

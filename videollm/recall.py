@@ -227,8 +227,13 @@ def content_words(text: str) -> set[str]:
             for w in words if w not in _FRAME_WORDS}
 
 
+def clause_words(caption: str) -> list[set[str]]:
+    """The content words of each clause of a caption (split at ";", ",", ".", "and", "while", "then")."""
+    return [content_words(clause) for clause in _CLAUSE.split(caption) if clause.strip()]
+
+
 def _clause_matches(asked: set[str], caption: str) -> list[int]:
-    return [len(asked & content_words(clause)) for clause in _CLAUSE.split(caption) if clause.strip()]
+    return [len(asked & words) for words in clause_words(caption)]
 
 
 def caption_matches(question: str, captions: Sequence[str]) -> Tensor:

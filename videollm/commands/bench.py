@@ -22,8 +22,9 @@ def register(sub) -> None:
     p.add_argument("--dense", default=None, metavar="FILE.json",
                    help="visdial: dense annotations for NDCG (default: <FILE stem>_dense_annotations.json if present)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="visdial: at most N dialogs (images)")
-    p.add_argument("--items", type=int, default=8, metavar="N",
-                   help="visdial without FILE: held-out images to generate (default 8, 10 rounds each)")
+    p.add_argument("--items", type=int, default=None, metavar="N",
+                   help="without FILE, held-out items to generate: egoplan tasks (default 24) or visdial images "
+                        "(default 8, 10 rounds each)")
     add_model_args(p, fps=False)
     p.add_argument("--out", default="runs/eval", metavar="DIR", help="where JSON + PNG go (default runs/eval)")
     p.add_argument("--work", default=None, metavar="DIR",
@@ -38,8 +39,10 @@ def bench(args) -> int:
 
     niavh: an object needle (1 s, checkerboard) is spliced into held-out haystacks of several lengths at several
     depths; the needle question is answered after the whole video and scored against the truth (no judge model).
-    egoplan: for each task, the progress video is watched and the 4 candidate next steps are ranked by the LM's mean
-    log-likelihood; accuracy against golden_choice_idx (chance 0.25).
+    egoplan: for each task, the progress video is watched and the 4 candidate next steps are ranked as the app's
+    Planning tab ranks them (the LM's mean log-likelihood of each as the answer to the planning question for the
+    item's task_goal); accuracy against golden_choice_idx with a 95 % Wilson interval, beside the accuracy of the
+    same ranking without the video (chance 0.25).
     visdial: each round's 100 answer options are ranked by the LM's mean log-likelihood given the image and the
     dialog so far; MRR, R@1/5/10, mean rank of the true answer, and NDCG on the rounds with dense annotations.
     """
@@ -59,7 +62,7 @@ def bench(args) -> int:
         raise UsageError("--lengths must be >= 1 and --depths in [0, 1]")
     if args.what in ("egoplan", "visdial") and args.file is not None and not Path(args.file).is_file():
         raise UsageError(f"{args.file}: no such {'EgoPlan' if args.what == 'egoplan' else 'VisDial'} JSON file")
-    if (args.limit is not None and args.limit < 1) or args.items < 1:
+    if (args.limit is not None and args.limit < 1) or (args.items is not None and args.items < 1):
         raise UsageError("--limit and --items must be >= 1")
     if args.what == "visdial" and args.file is not None:
         from videollm.eval.visdial import load_visdial
@@ -69,8 +72,9 @@ def bench(args) -> int:
     if args.what == "niavh":
         payload = suite.run_niavh(model, out, work, lengths, depths, seed=seed)
     elif args.what == "visdial":
-        payload = suite.run_visdial(model, out, work, args.file, args.items, seed, args.images, args.dense, args.limit)
+        payload = suite.run_visdial(model, out, work, args.file, args.items or 8, seed, args.images, args.dense,
+                                    args.limit)
     else:
-        payload = suite.run_egoplan(model, out, work, args.file, seed=seed)
+        payload = suite.run_egoplan(model, out, work, args.file, args.items or 24, seed=seed)
     print(f"{args.what}: {json.dumps(headline(payload))}", file=sys.stderr)
     return 0

@@ -88,7 +88,9 @@ def headline(payload: dict) -> dict:
     if kind == "niavh":
         return {"overall": round(payload["overall"], 3)}
     if kind == "egoplan":
-        return {"accuracy": round(payload["accuracy"], 3), "items": payload["items"]}
+        return {"accuracy": round(payload["accuracy"], 3), "ci95": [round(x, 3) for x in payload["ci95"]],
+                "lm_only_accuracy": round(payload["lm_only_accuracy"], 3),
+                "no_video_accuracy": round(payload["no_video_accuracy"], 3), "items": payload["items"]}
     if kind == "visdial":
         return {k: round(payload[k], 3) for k in ("mrr", "r@1", "r@5", "r@10", "mean_rank", "ndcg")} | {
             "rounds": payload["rounds"], "ndcg_rounds": payload["ndcg_rounds"]}

@@ -7,7 +7,8 @@ question selection), one JSONL file of documents and one task YAML per task:
   length, greedy answers of at most 8 tokens, scored by ``videollm.eval.metrics.answer_correct`` (``videollm eval
   qa``);
 - ``videollm_egoplan``: EgoPlan-format next-step multiple choice, the option of least loss (= highest mean
-  log-likelihood, ``videollm eval egoplan``);
+  log-likelihood: ``bench egoplan``'s ``lm_only_accuracy``; the progress tracking of ``videollm.planning`` is not
+  part of lmms-eval's multiple-choice interface);
 - ``videollm_visdial``: Visual Dialog rounds, the 100 options ranked by the model; MRR, R@k, mean rank and NDCG as
   ``videollm bench visdial`` computes them (``videollm.eval.visdial``).
 
@@ -103,9 +104,11 @@ def qa_docs(work: Path, videos: int, seed: int, per_type: int = 3) -> list[dict]
 
 def egoplan_docs(path: Path) -> list[dict]:
     """An EgoPlan-format JSON's items as documents (video by absolute path, options a-d, the golden index)."""
+    from videollm.eval.runner import egoplan_question
+
     items = json.loads(path.read_text(encoding="utf-8"))
     return [{"id": item["sample_id"], "video": str((path.parent / item["video_path"]).resolve()),
-             "question": item["question"], "choices": [item[f"choice_{c}"] for c in "abcd"],
+             "question": egoplan_question(item), "choices": [item[f"choice_{c}"] for c in "abcd"],
              "answer": "ABCD".index(item["golden_choice_idx"])} for item in items]
 
 

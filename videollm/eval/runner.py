@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -297,9 +298,23 @@ def _splice(hay: VideoFeatures, needle: VideoFeatures, keep: Tensor, at: int) ->
                          torch.cat([hay.tokens[:at], needle.tokens[keep], hay.tokens[at:]]), times)
 
 
+def egoplan_question(item: dict) -> str:
+    """What the model is asked about an EgoPlan item: the product's planning question (``videollm.planning``, as the
+    app's Planning tab asks it) for the item's ``task_goal``; the item's own ``question`` when it has no goal."""
+    from videollm.planning import plan_question
+
+    goal = item.get("task_goal")
+    return plan_question(goal) if goal else item["question"]
+
+
 def egoplan_records(model, path: str | os.PathLike, cache: FeatureCache) -> list[dict]:
-    """EgoPlan-Bench multiple choice: the choice with the highest mean log-likelihood is the model's answer."""
+    """EgoPlan-Bench multiple choice: the progress video is watched, the four options are ranked as the app's
+    Planning tab ranks them (``videollm.planning.rank_next_steps``: progress from the last scene's caption, then
+    mean log-likelihood) and the first is the model's answer. Each record also has the answer of the
+    log-likelihood alone (``lm_only``) and without the video (``no_video``: the same question and options, no
+    visual tokens), which tells what the text alone gives."""
     from videollm.errors import UsageError
+    from videollm.planning import rank_next_steps
 
     path = Path(path)
     try:
@@ -310,13 +325,36 @@ def egoplan_records(model, path: str | os.PathLike, cache: FeatureCache) -> list
     for item in items:
         video = path.parent / item["video_path"]
         feats = video_features(model.encode_frames, cache, video, model.config.segmentation.fps)
-        visual = watch(model, encoded_file(video, feats)).visuals[-1]
+        state = watch(model, encoded_file(video, feats)).state
         choices = [item[f"choice_{c}"] for c in "abcd"]
-        scores = model.score(visual, item["question"], choices)
-        pick = "ABCD"[int(torch.argmax(scores))]
-        records.append({"sample_id": item["sample_id"], "predicted": pick, "golden": item["golden_choice_idx"],
-                        "scores": [float(s) for s in scores], "correct": float(pick == item["golden_choice_idx"])})
+        question = egoplan_question(item)
+        if item.get("task_goal"):
+            ranked = rank_next_steps(model, state, item["task_goal"], choices)
+            by_step = {r.step: r.score for r in ranked}
+            scores = [by_step[c] for c in choices]
+            pick, why = "ABCD"[choices.index(ranked[0].step)], ranked[0].why
+        else:
+            scores = model.score(model.project_state(state), question, choices).float().tolist()
+            pick, why = "ABCD"[int(np.argmax(scores))], ""
+        lm_pick = "ABCD"[int(np.argmax(scores))]
+        blind = model.score(None, question, choices).float().tolist()
+        blind_pick = "ABCD"[int(np.argmax(blind))]
+        golden = item["golden_choice_idx"]
+        records.append({"sample_id": item["sample_id"], "predicted": pick, "golden": golden, "why": why,
+                        "scores": [float(s) for s in scores], "correct": float(pick == golden),
+                        "lm_only_predicted": lm_pick, "lm_only_correct": float(lm_pick == golden),
+                        "no_video_predicted": blind_pick, "no_video_correct": float(blind_pick == golden)})
     return records
+
+
+def wilson_interval(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95 % by default); (nan, nan) for n = 0."""
+    if n == 0:
+        return math.nan, math.nan
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 __all__ = [
@@ -327,6 +365,7 @@ __all__ = [
     "ablated",
     "ask_video",
     "caption_records",
+    "egoplan_question",
     "egoplan_records",
     "feature_cache",
     "heldout_videos",
@@ -337,5 +376,6 @@ __all__ = [
     "select_questions",
     "summarize_captions",
     "watch",
+    "wilson_interval",
     "world_config",
 ]

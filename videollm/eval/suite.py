@@ -30,6 +30,7 @@ from videollm.eval.runner import (
     needle_records,
     qa_records,
     summarize_captions,
+    wilson_interval,
 )
 
 EVAL_SEED = 1000
@@ -122,11 +123,19 @@ def run_egoplan(model, out: Path, work: Path, path: str | os.PathLike | None = N
     t0 = time.perf_counter()
     path = egoplan_file(work, n, seed) if path is None else path
     records = egoplan_records(model, path, feature_cache(model, work))
-    acc = float(np.mean([r["correct"] for r in records])) if records else float("nan")
-    payload = {"eval": "egoplan", "file": str(path), "accuracy": acc, "chance": 0.25, "items": len(records),
-               "seconds": time.perf_counter() - t0, "records": records}
+    n = len(records)
+    payload: dict[str, Any] = {"eval": "egoplan", "file": str(path)}
+    for name, key in (("accuracy", "correct"), ("lm_only_accuracy", "lm_only_correct"),
+                      ("no_video_accuracy", "no_video_correct")):
+        right = sum(r[key] for r in records)
+        payload[name] = right / n if n else float("nan")
+        payload[name.replace("accuracy", "ci95")] = list(wilson_interval(right, n))
+    payload.update({"progress_used": sum(bool(r["why"]) for r in records), "chance": 0.25, "items": n,
+                    "seconds": time.perf_counter() - t0, "records": records})
     _write(out, "egoplan", payload)
-    plots.bars({"accuracy": acc, "chance": 0.25}, out / "egoplan.png", f"EgoPlan next step ({len(records)} items)")
+    plots.bars({"accuracy": payload["accuracy"], "log-likelihood only": payload["lm_only_accuracy"],
+                "no video": payload["no_video_accuracy"], "chance": 0.25},
+               out / "egoplan.png", f"EgoPlan next step ({n} items)")
     return payload
 
 

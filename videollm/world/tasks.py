@@ -167,10 +167,15 @@ def make_egoplan_sample(
     heldout: bool = False,
     n_steps: int | None = None,
 ) -> EgoPlanSample:
-    """Draw a goal of 3-5 placements and a video of the first steps (each a 1.5-2.5 s scene).
+    """Draw a goal of 4-5 placements (fewer where the frame holds fewer) and a video of the first steps (each a
+    1.5-2.5 s scene).
 
     In every step scene the new item drops from the top into its place while the items placed before stay still.
     With ``heldout`` the dropped items are held-out (shape, colour, "down") triples.
+
+    The next step follows from the video alone: every option names an item of the goal (the one placed last, then
+    others, earlier or later, at random), so the goal's text does not tell the answer from the distractors; only
+    the items already in place do. Items outside the goal fill the options only when the goal has under 4 items.
 
     Args:
         rng: the random generator.
@@ -191,7 +196,7 @@ def make_egoplan_sample(
     fit = int(((h if arrangement == "tower" else w) - 2 * margin) // pitch) + 1
     max_steps = min(5, fit)
     if n_steps is None:
-        n_steps = int(rng.integers(3, max_steps + 1))
+        n_steps = int(rng.integers(min(4, max_steps), max_steps + 1))
     if not 2 <= n_steps <= max_steps:
         raise UsageError(f"EgoPlan goals need 2..{max_steps} steps at {w}x{h}, got {n_steps}")
     items: list[tuple[str, str]] = []
@@ -224,8 +229,9 @@ def make_egoplan_sample(
     spec = VideoSpec(w, h, float(fps), finish_scenes(scenes), heldout)
     names = [f"{c} {s}" for c, s in items]
     gold = step_text(names[done])
-    # Distractors: the step just done, a later step, and items outside the goal.
-    pool = [step_text(names[done - 1])] + [step_text(n) for n in names[done + 1:done + 2]]
+    # Distractors: the step just done, then other goal steps at random; outside items only for short goals.
+    others = [done - 1] + [int(i) for i in rng.permutation(n_steps) if i not in (done, done - 1)]
+    pool = [step_text(names[i]) for i in others[:3]]
     while len(pool) < 3:
         shape, colour, _ = sample_attributes(rng, heldout, motion="down")
         cand = step_text(f"{colour} {shape}")
