@@ -37,8 +37,8 @@ def build(ctx: TabContext) -> None:
             with gr.Column(scale=3, min_width=420):
                 p_status = gr.Markdown("The model scores each candidate as the answer to "
                                        f"“{planning.plan_question('…')}” given the video's memory; when the goal "
-                                       "lists its steps (“…: a, then b, then c”), the step after the furthest one "
-                                       "the scene captions show done ranks first.",
+                                       "lists its steps (“…: a, then b, then c”), the step after the one the last "
+                                       "scene shows done ranks first.",
                                        elem_classes="vl-status")
                 p_label = gr.Label(label="Next step", num_top_classes=10)
                 p_table = gr.Dataframe(headers=_RANK_HEADERS, datatype=["number", "str", "number", "str"],

@@ -74,22 +74,19 @@ def test_suggest_next_step_keeps_the_first_line_of_the_answer() -> None:
     assert planning.suggest_next_step(_Model([], ["  ", "\n"]), "memory", "line up") == ""
 
 
-def test_goal_steps_and_progress_from_the_captions() -> None:
+def test_goal_steps_and_progress_from_the_last_caption() -> None:
     goal = "build a tower from the bottom up: green triangle, then orange cross, then blue star"
     assert planning.goal_steps(goal) == ["green triangle", "orange cross", "blue star"]
     assert planning.goal_steps("stack the cubes") == ["stack the cubes"]
     assert planning.goal_steps("wash; dry, then fold.") == ["wash", "dry", "fold"]
     got = planning.progress_from_captions(goal, ["a small green triangle moves down", "a medium orange cross moves down"])
     assert (got.last, got.scene, got.next_step) == (1, 1, "blue star")
-    # The furthest step named wins, wherever it is: the last scene may name an item placed before.
-    got = planning.progress_from_captions(goal, ["a small orange cross moves down", "a green triangle stays still"])
-    assert (got.last, got.scene) == (1, 0)
+    # Only the last caption counts.
+    assert planning.progress_from_captions(goal, ["a small orange cross moves down", "a green triangle"]).last == 0
     # Colour and shape bound in one clause: "orange cross" (2 words) beats "green triangle" (1) and "blue star" (0).
     assert planning.progress_from_captions(goal, ["a green cross; a small orange cross"]).last == 1
     assert planning.progress_from_captions(goal, ["a small blue star stays still"]).next_step is None
-    # A caption where two steps tie names none: here the first caption decides.
-    assert planning.progress_from_captions(goal, ["a green triangle", "a green star moves left"]).last == 0
-    assert planning.progress_from_captions(goal, ["a green star moves left"]) is None
+    assert planning.progress_from_captions(goal, ["a green star moves left"]) is None  # two steps tie at one word
     assert planning.progress_from_captions(goal, ["a red ring"]) is None  # nothing matches
     assert planning.progress_from_captions("stack the cubes", ["cubes"]) is None  # no list of steps
     assert planning.progress_from_captions(goal, []) is None

@@ -2,9 +2,9 @@
 
 Both ask ``prompts.PLAN``. Ranking scores each candidate by the LM's mean log-likelihood as the answer, and, when
 the goal lists its steps in order ("build a tower: red star, then blue ring, then ..."), tracks the progress the
-video shows: each scene's caption (``videollm.recall.scene_captions``, the captions recall uses) names the goal step
-it matches best (most shared content words, one best match only), the furthest step named is the last one done, and
-the candidate naming the goal step after it ranks first (``progress_from_captions``). Nothing here imports torch: the web app
+video shows: the last scene's caption (``videollm.recall.scene_captions``, the captions recall uses) names the step
+just done, the goal step it matches best (most shared content words, one best match only), and the candidate naming
+the goal step after it ranks first (``progress_from_captions``). Nothing here imports torch: the web app
 imports this module while it builds its page, before the model (and torch) is loaded.
 """
 
@@ -41,12 +41,12 @@ class RankedStep:
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a goal of ordered steps stands, from the scene captions.
+    """Where a goal of ordered steps stands, from the last scene's caption.
 
     Attributes:
         steps: the goal's steps in order (``goal_steps``).
-        last: index of the furthest step the scene captions show done.
-        scene: index of the (latest) scene whose caption shows it.
+        last: index of the step the last scene shows done.
+        scene: index of that scene.
         caption: that scene's caption.
     """
 
@@ -111,27 +111,25 @@ def goal_steps(goal: str) -> list[str]:
 
 
 def progress_from_captions(goal: str, captions: Sequence[str]) -> Progress | None:
-    """The furthest goal step the scene captions show done.
+    """The goal step the last scene's caption shows done: the step sharing the most content words with one of its
+    clauses (``videollm.recall`` words and clauses). None when the goal lists fewer than two steps, there is no
+    caption, or no step or more than one matches best.
 
-    Each caption names at most one goal step: the one sharing the most content words with one of its clauses
-    (``videollm.recall`` words and clauses), when exactly one step matches best. Steps are done in order, so the
-    furthest step any scene names is the last one done (a scene may also show items placed before, or SceneTiling
-    may merge two steps into one scene). None when the goal lists fewer than two steps or no caption names a step.
+    Only the last caption counts: on held-out validation tasks, taking the furthest step any scene's caption names
+    was right less often (0.47 vs 0.54 accuracy on 100 tasks, world seed 2000), as earlier captions that get a colour
+    wrong name later goal steps.
     """
     from videollm.recall import clause_words, content_words
 
     steps = goal_steps(goal)
-    if len(steps) < 2:
+    if len(steps) < 2 or not captions:
         return None
-    step_words = [content_words(step) for step in steps]
-    found: tuple[int, int] | None = None  # (step, scene)
-    for k, caption in enumerate(captions):
-        clauses = clause_words(caption)
-        shared = [max((len(words & clause) for clause in clauses), default=0) for words in step_words]
-        best = max(shared)
-        if best > 0 and shared.count(best) == 1 and (found is None or shared.index(best) >= found[0]):
-            found = (shared.index(best), k)
-    return None if found is None else Progress(tuple(steps), found[0], found[1], captions[found[1]])
+    clauses = clause_words(captions[-1])
+    shared = [max((len(content_words(step) & words) for words in clauses), default=0) for step in steps]
+    best = max(shared)
+    if best == 0 or shared.count(best) > 1:
+        return None
+    return Progress(tuple(steps), shared.index(best), len(captions) - 1, captions[-1])
 
 
 def names_step(candidate: str, step: str) -> bool:
@@ -146,8 +144,8 @@ def rank_next_steps(model: Any, state: Any, goal: str, steps: Sequence[str]) -> 
     """Rank candidate next steps towards ``goal`` given the progress remembered in ``state``.
 
     Each candidate is scored by ``VideoLLM.score`` (mean log-likelihood as the answer to the planning question).
-    When the goal lists its steps and the scene captions show which was done last (``progress_from_captions``), the
-    candidates naming the goal step after it rank first; the others follow by score.
+    When the goal lists its steps and the last scene's caption shows which was done last (``progress_from_captions``),
+    the candidates naming the goal step after it rank first; the others follow by score.
 
     Args:
         model: a ``VideoLLM``.
@@ -168,8 +166,8 @@ def rank_next_steps(model: Any, state: Any, goal: str, steps: Sequence[str]) -> 
     nxt = progress.next_step if progress is not None else None
     if nxt is None or not any(names_step(r.step, nxt) for r in ranked):
         return ranked
-    why = (f"the goal step after \u201c{progress.steps[progress.last]}\u201d, the furthest step the scenes show "
-           f"done (scene {progress.scene + 1}: \u201c{progress.caption}\u201d)")
+    why = (f"the goal step after \u201c{progress.steps[progress.last]}\u201d, which the last scene shows done "
+           f"(scene {progress.scene + 1}: \u201c{progress.caption}\u201d)")
     first = [r for r in ranked if names_step(r.step, nxt)]
     order = first + [r for r in ranked if not names_step(r.step, nxt)]
     return [RankedStep(rank=k + 1, step=r.step, score=r.score, share=r.share, why=why if r in first else "")

@@ -162,7 +162,7 @@ def test_planning_ranks_candidates(client) -> None:
     assert sorted(ranked) == sorted(choices) and status.startswith("**Done:** Most likely next step")
     scores = [row[2] for row in table["data"]]
     assert label["label"] == ranked[0] and f"**{ranked[0]}**" in status
-    if "the furthest step the scenes show" in status:  # progress put the step after the last one shown first
+    if "which the last scene shows done" in status:  # progress put the step after the last one shown first
         assert scores[1:] == sorted(scores[1:], reverse=True) and not label.get("confidences")
     else:  # log-likelihood order, with the shares
         assert scores == sorted(scores, reverse=True)
