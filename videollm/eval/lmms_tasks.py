@@ -165,6 +165,22 @@ dataset_kwargs:
 test_split: test
 """
 
+def _multiple_choice(visual: str, choices: str, target: str, process: str, metrics: Sequence[str]) -> str:
+    """A multiple-choice task scored by ``process`` (the YAML's ``{here}`` is filled in by ``write_tasks``)."""
+    head = f"""output_type: multiple_choice
+doc_to_visual: !function {{here}}.{visual}
+doc_to_text: question
+doc_to_choice: {choices}
+doc_to_target: {target}
+process_results: !function {{here}}.{process}
+metric_list:
+"""
+    return _HEAD + head + "".join(f"""  - metric: {m}
+    aggregation: {"mean" if m == "acc" else "!function {here}.mean_present"}
+    higher_is_better: {str(m != "mean_rank").lower()}
+""" for m in metrics)
+
+
 _YAML = {
     "videollm_qa": _HEAD + """output_type: generate_until
 doc_to_visual: !function {here}.doc_to_video
@@ -183,28 +199,9 @@ metric_list:
     aggregation: !function {{here}}.mean_present
     higher_is_better: true
 """ for t in QA_TYPES),
-    "videollm_egoplan": _HEAD + """output_type: multiple_choice
-doc_to_visual: !function {here}.doc_to_video
-doc_to_text: question
-doc_to_choice: choices
-doc_to_target: answer
-process_results: !function {here}.egoplan_process_results
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-""",
-    "videollm_visdial": _HEAD + """output_type: multiple_choice
-doc_to_visual: !function {here}.doc_to_image
-doc_to_text: question
-doc_to_choice: options
-doc_to_target: gt_index
-process_results: !function {here}.visdial_process_results
-metric_list:
-""" + "".join(f"""  - metric: {m}
-    aggregation: !function {{here}}.mean_present
-    higher_is_better: {str(m != "mean_rank").lower()}
-""" for m in VISDIAL_METRICS),
+    "videollm_egoplan": _multiple_choice("doc_to_video", "choices", "answer", "egoplan_process_results", ["acc"]),
+    "videollm_visdial": _multiple_choice("doc_to_image", "options", "gt_index", "visdial_process_results",
+                                         list(VISDIAL_METRICS)),
 }
 
 
