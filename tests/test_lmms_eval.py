@@ -1,5 +1,5 @@
 """The lmms-eval plugin: its registration, the local tasks' scoring on hand-made results, and ``python -m lmms_eval
---model videollm`` end to end on the three local tasks, item by item equal to ``videollm eval``'s own path."""
+--model videollm`` end to end on the four local tasks, item by item equal to the product's own path."""
 
 from __future__ import annotations
 
@@ -67,8 +67,9 @@ def test_visdial_results_by_hand() -> None:
 
 @pytest.mark.slow
 def test_lmms_eval_runs_the_local_tasks_like_videollm_eval(tmp_path: Path) -> None:
-    """``python -m lmms_eval --model videollm`` on the three local tasks (--limit 8, offline, the shipped model):
-    each answer, option loss and rank equals what ``videollm eval``'s functions give on the same items."""
+    """``python -m lmms_eval --model videollm`` on the four local tasks (--limit 8, offline, the shipped model):
+    each answer, option loss and rank equals what ``videollm eval``'s functions (and ``videollm ask`` for the
+    needle) give on the same items."""
     from videollm.eval import suite
     from videollm.eval.runner import TRAIN_SCENES, egoplan_records, feature_cache, make_cases, qa_records
     from videollm.eval.visdial import run_visdial
@@ -76,7 +77,8 @@ def test_lmms_eval_runs_the_local_tasks_like_videollm_eval(tmp_path: Path) -> No
     from videollm.model import VideoLLM
 
     tasks, work, out = tmp_path / "tasks", tmp_path / "work", tmp_path / "out"
-    yamls = lmms_tasks.write_tasks(tasks, work, videos=1, egoplan_items=2, visdial_images=1)
+    yamls = lmms_tasks.write_tasks(tasks, work, videos=1, egoplan_items=2, visdial_images=1, needles=1,
+                                   haystack_seconds=16.0)
     assert sorted(p.stem for p in yamls) == sorted(lmms_tasks.TASKS)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     proc = subprocess.run(
@@ -111,3 +113,10 @@ def test_lmms_eval_runs_the_local_tasks_like_videollm_eval(tmp_path: Path) -> No
     got = sorted(samples["videollm_visdial"], key=lambda s: s["doc_id"])
     assert [round(1 / s["mrr"]) for s in got] == [r["gt_rank"] for r in ref]
     assert results["videollm_visdial"]["mean_rank,none"] == pytest.approx(sum(r["gt_rank"] for r in ref) / len(ref))
+    # Needle: the answer videollm ask gives (the video watched from its file, recall, 8 tokens).
+    from videollm.captioning import ask, open_memory
+
+    (doc,) = [json.loads(line) for line in (tasks / "data" / "videollm_needle.jsonl").read_text().splitlines()]
+    (sample,) = samples["videollm_needle"]
+    answer = "".join(ask(model, open_memory(model, doc["video"]), doc["question"], max_new_tokens=8)).strip()
+    assert sample["filtered_resps"] == answer and sample["target"] == doc["answer"]

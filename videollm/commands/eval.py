@@ -15,7 +15,7 @@ EVALS = ("captions", "qa", "length", "ablation", "all", "lmms-tasks")
 def register(sub) -> None:
     p = add_command(sub, "eval", evaluate)
     p.add_argument("what", choices=EVALS, help="which evaluation (all: every eval and both benchmarks; lmms-tasks: "
-                                               "write the qa, egoplan and visdial items as lmms-eval tasks to --out)")
+                                               "write the qa, egoplan, visdial and needle items as lmms-eval tasks to --out)")
     add_model_args(p, fps=False)
     p.add_argument("--out", default="runs/eval", metavar="DIR", help="where JSON + PNG go (default runs/eval)")
     p.add_argument("--work", default=None, metavar="DIR",
@@ -33,8 +33,9 @@ def evaluate(args) -> int:
     ablation: the same weights with memory, retrieval, SceneTiling or the readout mode switched.
     all: every evaluation plus `bench niavh` and `bench egoplan`.
     Each writes <out>/<name>.json and <out>/<name>.png; videos are real H.264 files decoded like user videos.
-    lmms-tasks: no model runs; the items of qa, egoplan and `bench visdial` are written to <out> as lmms-eval tasks
-    (YAML + JSONL) for `python -m lmms_eval --model videollm --include_path <out> --tasks videollm_qa,...`.
+    lmms-tasks: no model runs; the items of qa, egoplan and `bench visdial`, and 8 needle videos (60 s held-out
+    haystacks), are written to <out> as lmms-eval tasks (YAML + JSONL) for `python -m lmms_eval --model videollm
+    --include_path <out> --tasks videollm_qa,...`.
     """
     from videollm.eval import suite
 

@@ -9,6 +9,9 @@ question selection), one JSONL file of documents and one task YAML per task:
 - ``videollm_egoplan``: EgoPlan-format next-step multiple choice, the option of least loss (= highest mean
   log-likelihood: ``bench egoplan``'s ``lm_only_accuracy``; the progress tracking of ``videollm.planning`` is not
   part of lmms-eval's multiple-choice interface);
+- ``videollm_needle``: needle in a video haystack as real files (a 1 s object needle at a random depth of a
+  held-out 60 s haystack), the needle question answered as ``videollm ask`` answers it, scored by
+  ``answer_correct``; ``videollm bench niavh`` splices features instead, so these items are not its items;
 - ``videollm_visdial``: Visual Dialog rounds, the 100 options ranked by the model; MRR, R@k, mean rank and NDCG as
   ``videollm bench visdial`` computes them (``videollm.eval.visdial``).
 
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 
 QA_TYPES = ("attribute", "counting", "temporal", "first_last")
-TASKS = ("videollm_qa", "videollm_egoplan", "videollm_visdial")
+TASKS = ("videollm_qa", "videollm_egoplan", "videollm_visdial", "videollm_needle")
 VISDIAL_METRICS = ("mrr", "r@1", "r@5", "r@10", "mean_rank", "ndcg")
 
 
@@ -102,6 +105,30 @@ def qa_docs(work: Path, videos: int, seed: int, per_type: int = 3) -> list[dict]
     return docs
 
 
+def needle_docs(work: Path, n: int, seed: int, haystack_seconds: float = 60.0) -> list[dict]:
+    """Needle in a video haystack as real files: ``n`` held-out haystacks of ``haystack_seconds`` with a 1 s object
+    needle at a random depth (``videollm world generate --kind needle --needle object``), asked the needle question."""
+    from videollm.world import generate
+
+    folder = work / f"needles-s{seed}-n{n}-h{haystack_seconds:g}"
+    paths = [folder / f"needle_{i:06d}.mp4" for i in range(n)]
+    if not all(p.is_file() and p.with_suffix(".json").is_file() for p in paths):
+        paths = [Path(p) for p in generate(folder, n, seed, heldout=True, kind="needle", needle="object",
+                                           haystack_seconds=haystack_seconds)]
+    docs = []
+    for path in paths:
+        info = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["needle"]
+        docs.append({"id": len(docs), "video": str(path.resolve()), "question": info["question"],
+                     "answer": info["answer"], "depth": float(info["depth"])})
+    return docs
+
+
+def needle_process_results(doc: dict, results: Sequence[str]) -> dict[str, float]:
+    from videollm.eval.metrics import answer_correct
+
+    return {"accuracy": float(answer_correct(results[0], doc["answer"]))}
+
+
 def egoplan_docs(path: Path) -> list[dict]:
     """An EgoPlan-format JSON's items as documents (video by absolute path, options a-d, the golden index)."""
     from videollm.eval.runner import egoplan_question
@@ -134,9 +161,11 @@ def visdial_docs(path: Path) -> list[dict]:
 
 
 def write_tasks(out: str | os.PathLike, work: str | os.PathLike, videos: int = 8, seed: int | None = None,
-                egoplan_items: int = 24, visdial_images: int = 8) -> list[Path]:
-    """Write the three tasks (YAML + JSONL) to ``out``; held-out videos and images are generated under ``work``
-    exactly as ``videollm eval`` generates them. Returns the YAML paths."""
+                egoplan_items: int = 24, visdial_images: int = 8, needles: int = 8,
+                haystack_seconds: float = 60.0) -> list[Path]:
+    """Write the four tasks (YAML + JSONL) to ``out``; held-out videos and images are generated under ``work``
+    exactly as ``videollm eval`` generates them (the needle videos as ``needle_docs`` writes them). Returns the YAML
+    paths."""
     from videollm.eval.suite import EVAL_SEED, egoplan_file, visdial_file
 
     seed = EVAL_SEED if seed is None else seed
@@ -145,7 +174,8 @@ def write_tasks(out: str | os.PathLike, work: str | os.PathLike, videos: int = 8
     data.mkdir(parents=True, exist_ok=True)
     docs = {"videollm_qa": qa_docs(work, videos, seed),
             "videollm_egoplan": egoplan_docs(egoplan_file(work, egoplan_items, seed)),
-            "videollm_visdial": visdial_docs(visdial_file(work, visdial_images, seed))}
+            "videollm_visdial": visdial_docs(visdial_file(work, visdial_images, seed)),
+            "videollm_needle": needle_docs(work, needles, seed, haystack_seconds)}
     written = []
     for task, rows in docs.items():
         jsonl = data / f"{task}.jsonl"
@@ -199,6 +229,20 @@ metric_list:
     aggregation: !function {{here}}.mean_present
     higher_is_better: true
 """ for t in QA_TYPES),
+    "videollm_needle": _HEAD + """output_type: generate_until
+doc_to_visual: !function {here}.doc_to_video
+doc_to_text: question
+doc_to_target: answer
+generation_kwargs:
+  max_new_tokens: 8
+  until: []
+  do_sample: false
+process_results: !function {here}.needle_process_results
+metric_list:
+  - metric: accuracy
+    aggregation: mean
+    higher_is_better: true
+""",
     "videollm_egoplan": _multiple_choice("doc_to_video", "choices", "answer", "egoplan_process_results", ["acc"]),
     "videollm_visdial": _multiple_choice("doc_to_image", "options", "gt_index", "visdial_process_results",
                                          list(VISDIAL_METRICS)),
@@ -206,4 +250,4 @@ metric_list:
 
 
 __all__ = ["QA_TYPES", "TASKS", "VISDIAL_METRICS", "doc_to_image", "doc_to_video", "egoplan_docs", "egoplan_process_results", "mean_present",
-           "option_losses", "qa_docs", "qa_process_results", "visdial_docs", "visdial_process_results", "write_tasks"]
+           "needle_docs", "needle_process_results", "option_losses", "qa_docs", "qa_process_results", "visdial_docs", "visdial_process_results", "write_tasks"]
