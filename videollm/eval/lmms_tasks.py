@@ -195,6 +195,25 @@ dataset_kwargs:
 test_split: test
 """
 
+def _short_answer(process: str, metrics: Sequence[str]) -> str:
+    """A question about a video answered in at most 8 greedy tokens (``ANSWER_TOKENS``), scored by ``process``;
+    ``accuracy`` is a plain mean, the other metrics leave out the docs they do not apply to."""
+    return _HEAD + f"""output_type: generate_until
+doc_to_visual: !function {{here}}.doc_to_video
+doc_to_text: question
+doc_to_target: answer
+generation_kwargs:
+  max_new_tokens: 8
+  until: []
+  do_sample: false
+process_results: !function {{here}}.{process}
+metric_list:
+""" + "".join(f"""  - metric: {m}
+    aggregation: {"mean" if m == "accuracy" else "!function {here}.mean_present"}
+    higher_is_better: true
+""" for m in metrics)
+
+
 def _multiple_choice(visual: str, choices: str, target: str, process: str, metrics: Sequence[str]) -> str:
     """A multiple-choice task scored by ``process`` (the YAML's ``{here}`` is filled in by ``write_tasks``)."""
     head = f"""output_type: multiple_choice
@@ -212,37 +231,8 @@ metric_list:
 
 
 _YAML = {
-    "videollm_qa": _HEAD + """output_type: generate_until
-doc_to_visual: !function {here}.doc_to_video
-doc_to_text: question
-doc_to_target: answer
-generation_kwargs:
-  max_new_tokens: 8
-  until: []
-  do_sample: false
-process_results: !function {here}.qa_process_results
-metric_list:
-  - metric: accuracy
-    aggregation: mean
-    higher_is_better: true
-""" + "".join(f"""  - metric: {t}
-    aggregation: !function {{here}}.mean_present
-    higher_is_better: true
-""" for t in QA_TYPES),
-    "videollm_needle": _HEAD + """output_type: generate_until
-doc_to_visual: !function {here}.doc_to_video
-doc_to_text: question
-doc_to_target: answer
-generation_kwargs:
-  max_new_tokens: 8
-  until: []
-  do_sample: false
-process_results: !function {here}.needle_process_results
-metric_list:
-  - metric: accuracy
-    aggregation: mean
-    higher_is_better: true
-""",
+    "videollm_qa": _short_answer("qa_process_results", ["accuracy", *QA_TYPES]),
+    "videollm_needle": _short_answer("needle_process_results", ["accuracy"]),
     "videollm_egoplan": _multiple_choice("doc_to_video", "choices", "answer", "egoplan_process_results", ["acc"]),
     "videollm_visdial": _multiple_choice("doc_to_image", "options", "gt_index", "visdial_process_results",
                                          list(VISDIAL_METRICS)),
