@@ -160,10 +160,20 @@ class VideoLLM(nn.Module):
         self.__dict__.pop("_answer_memo", None)  # answers of the old weights
         try:
             tensors = load_file(str(path))
-        except (OSError, ValueError) as err:
+        except Exception as err:  # OSError, or safetensors' own SafetensorError on bytes that are not safetensors
             raise ModelError(f"{path}: cannot read weights ({err.__class__.__name__})") from None
+        stray = sorted(k for k in tensors if not k.startswith(("bridge.", "projector.", "lm.")))
+        not_float = sorted(k for k, v in tensors.items() if not v.is_floating_point())
+        if stray or not_float:
+            raise ModelError(f"{path}: weights do not match the config ("
+                             + (f"unexpected {stray[0]}" if stray else f"{not_float[0]} is not floating point") + ")")
         for prefix, module in (("bridge.", self.bridge), ("projector.", self.projector)):
             part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            own = module.state_dict()
+            wrong = sorted(k for k, v in part.items() if k in own and tuple(v.shape) != tuple(own[k].shape))
+            if wrong:
+                raise ModelError(f"{path}: {prefix}{wrong[0]} has shape {tuple(part[wrong[0]].shape)}, the config "
+                                 f"makes {tuple(own[wrong[0]].shape)}")
             missing, unexpected = module.load_state_dict(part, strict=False)
             if missing or unexpected:
                 raise ModelError(f"{path}: {prefix.rstrip('.')} weights do not match the config "
@@ -172,7 +182,7 @@ class VideoLLM(nn.Module):
         stored = {k[len("lm."):]: v for k, v in tensors.items() if k.startswith("lm.")}
         if new_lora and not stored:
             return
-        if set(stored) != set(lora):
+        if set(stored) != set(lora) or any(stored[k].shape != lora[k].shape for k in lora):
             raise ModelError(f"{path}: LoRA weights do not match the config (stored {len(stored)}, "
                              f"expected {len(lora)}; lm.lora_rank is {self.config.lm.lora_rank})")
         with torch.no_grad():

@@ -191,8 +191,15 @@ class BridgeState:
             if metadata.get("version") != _VERSION:
                 raise ModelError(f"{path}: bridge state version {metadata.get('version')!r} is not supported")
             names = set(f.keys())
-            tensors = {name: f.get_tensor(name) for name in names}
-        segments = [SegmentRecord(**s) for s in json.loads(metadata["segments"])]
+            unknown = sorted(names - set(_TENSORS))
+            if unknown or not {"memory", "cache"} <= names:
+                raise ModelError(f"{path}: damaged memory file (tensors {sorted(names)}; expected memory, cache and "
+                                 "optionally memories, last_tokens, scenes)")
+            try:
+                tensors = {name: f.get_tensor(name) for name in names}
+            except Exception as err:  # data shorter than the header declares, and the like
+                raise ModelError(f"{path}: damaged memory file ({err.__class__.__name__})") from None
+        segments, extra = _check_state(path, metadata, tensors)
         return cls(
             fingerprint=metadata["fingerprint"],
             memory=tensors["memory"],
@@ -201,5 +208,55 @@ class BridgeState:
             last_tokens=tensors.get("last_tokens"),
             scenes=RowBuffer.from_tensor(tensors["scenes"]) if "scenes" in tensors else None,
             segments=segments,
-            extra=json.loads(metadata.get("extra", "{}")),
+            extra=extra,
         )
+
+
+#: Tensors a saved state may hold: name -> number of dimensions.
+_TENSORS = {"memory": 2, "cache": 3, "memories": 3, "last_tokens": 2, "scenes": 3}
+
+
+def _check_state(path: str, metadata: dict[str, str], tensors: dict[str, Tensor]) -> tuple[list[SegmentRecord], dict]:
+    """The segment table and extra facts of a saved state, after checking that its parts agree (one line on the
+    first thing that does not: a memory file is user input and may be damaged or made up)."""
+
+    def damaged(why: str) -> ModelError:
+        return ModelError(f"{path}: damaged memory file ({why})")
+
+    for name, t in tensors.items():
+        if not t.is_floating_point():
+            raise damaged(f"{name} has dtype {str(t.dtype).removeprefix('torch.')}, not floating point")
+        if t.dim() != _TENSORS[name]:
+            raise damaged(f"{name} has {t.dim()} dimensions, not {_TENSORS[name]}")
+        if not bool(torch.isfinite(t).all()):
+            raise damaged(f"{name} holds NaN or infinite values")
+    width = tensors["memory"].shape[-1]
+    row = tuple(tensors["memory"].shape)
+    for name in ("cache", "memories"):
+        if name in tensors and tuple(tensors[name].shape[1:]) != row:
+            raise damaged(f"{name} rows are {tuple(tensors[name].shape[1:])}, the memory is {row}")
+    for name in ("last_tokens", "scenes"):
+        if name in tensors and tensors[name].shape[-1] != width:
+            raise damaged(f"{name} is {tensors[name].shape[-1]} wide, the memory {width}")
+    if not isinstance(metadata.get("fingerprint"), str):
+        raise damaged("no fingerprint")
+    try:
+        table = json.loads(metadata.get("segments", ""))
+        extra = json.loads(metadata.get("extra", "{}"))
+        segments = [SegmentRecord(**rec) for rec in table]
+        captions = extra.get("captions", []) if isinstance(extra, dict) else None
+        if not isinstance(captions, list) or not all(isinstance(c, dict) for c in captions):
+            raise TypeError
+        for seg in segments:
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in asdict(seg).values()):
+                raise TypeError
+    except (json.JSONDecodeError, TypeError):
+        raise damaged("its segment table or facts are not what videollm writes") from None
+    if len(segments) != tensors["cache"].shape[0]:
+        raise damaged(f"{len(segments)} segments but {tensors['cache'].shape[0]} cached memories")
+    if "scenes" in tensors:
+        if tensors["scenes"].shape[0] != len(segments):
+            raise damaged(f"{len(segments)} segments but {tensors['scenes'].shape[0]} kept scenes")
+        if any(not 0 <= seg.tokens <= tensors["scenes"].shape[1] for seg in segments):
+            raise damaged("a segment claims more tokens than its kept scene holds")
+    return segments, extra
