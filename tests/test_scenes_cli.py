@@ -280,3 +280,24 @@ def test_histogram_scenes_run_without_torch(tmp_path: Path) -> None:
     spans = scene_spans(times, segment_ends(feats, seg), duration, seg.fps)
     assert [(s["start"], s["end"]) for s in result["scenes"]] == [(round(a, 3), round(b, 3)) for a, b in spans]
     assert len(spans) > 1
+
+
+def test_ffmpeg_log_lines_stay_off_stderr(tmp_path: Path) -> None:
+    """FFmpeg logs its own complaint about a truncated JPEG ("[mjpeg @ 0x...] No JPEG data found in image") on the
+    process's stderr; the command prints only its one-line error (the log comes back with --debug)."""
+    import subprocess
+    import sys
+
+    import cv2
+    import numpy as np
+
+    ok, jpeg = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(jpeg.tobytes()[:300])
+    proc = subprocess.run([sys.executable, "-m", "videollm", "scenes", str(path), "--json"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("videollm: error: ")
+    debug = subprocess.run([sys.executable, "-m", "videollm", "--debug", "scenes", str(path), "--json"],
+                           capture_output=True, text=True, timeout=120)
+    assert "No JPEG data found" in debug.stderr

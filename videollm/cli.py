@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 1 partial failure, 2 usage or fatal error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.debug:
+        os.environ["VIDEOLLM_DEBUG"] = "1"  # library log lines stay on (videollm.io.probe.quiet_ffmpeg)
     _quiet_libraries()
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -5,6 +5,8 @@ Both take sorted, unique frame indices and return RGB uint8 arrays; both turn ev
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -47,6 +49,8 @@ class DecordDecoder:
             # decord ships wheels for fewer platforms than PyAV (none for macOS arm64 or Python builds without
             # them); PyAV reads everything decord does, only seeks more slowly.
             raise DecoderUnsuitable("decord is not installed") from None
+        if os.environ.get("VIDEOLLM_DEBUG") != "1":  # decord's own FFmpeg logs (see probe.quiet_ffmpeg)
+            decord.logging.set_level(decord.logging.QUIET)
 
         self._path = path
         # decord raises several undocumented types (DECORDError, RuntimeError, AssertionError) for the same kind

@@ -60,6 +60,16 @@ def check_path(path: str | os.PathLike) -> str:
     return name
 
 
+def quiet_ffmpeg() -> None:
+    """Keep FFmpeg's own log lines ("[mjpeg @ 0x...] No JPEG data found in image") off stderr, where they would
+    precede the one-line error a bad file gets (what FFmpeg failed on reaches the user as a ``VideoError``).
+    ``videollm --debug`` (``VIDEOLLM_DEBUG=1``) leaves them on."""
+    import av.logging
+
+    if os.environ.get("VIDEOLLM_DEBUG") != "1" and av.logging.get_level() is None:
+        av.logging.set_level(av.logging.PANIC)
+
+
 def probe(path: str | os.PathLike, max_side: int) -> StreamIndex:
     """Validate a video file and index its frames.
 
@@ -76,6 +86,7 @@ def probe(path: str | os.PathLike, max_side: int) -> StreamIndex:
     """
     import av
 
+    quiet_ffmpeg()
     name = check_path(path)
     try:
         container = av.open(name)
