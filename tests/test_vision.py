@@ -105,7 +105,7 @@ def test_config_roundtrip_and_validation():
         VisionConfig(backend="timm")
     with pytest.raises(UsageError, match="image_size"):
         VisionConfig(image_size=0)
-    with pytest.raises(UsageError, match="vision config: unknown field\(s\) imgsize"):
+    with pytest.raises(UsageError, match=r"vision config: unknown field\(s\) imgsize"):
         VisionConfig.from_dict({"imgsize": 3})
 
 

@@ -30,6 +30,8 @@ class RankedStep:
         step: the candidate's text.
         score: the model's mean log-likelihood of the step as the answer.
         share: the softmax of ``score`` over all candidates (the shares sum to 1).
+        why: for a candidate ranked first by the progress the video shows (``rank_next_steps``), the reason;
+            empty for a place the score gave.
     """
 
     rank: int
