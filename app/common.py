@@ -49,6 +49,11 @@ class TabContext:
     samples: Samples
     workdir: Path
 
+    def session_state(self) -> gr.State:
+        """A per-visitor session (a watched memory, an image's tokens): freed when the tab closes, or
+        ``limits.keep_minutes`` after the visitor's last request."""
+        return gr.State(None, time_to_live=self.limits.keep_minutes * 60)
+
     @property
     def model_events(self) -> dict[str, Any]:
         """Event options of every handler that runs a model: one shared concurrency id, so requests queue."""

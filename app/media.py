@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import html
 import os
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,6 +80,45 @@ def check_image(path: str | os.PathLike | None, limits: AppLimits) -> Path:
     if max(width, height) > limits.max_image_side:
         raise UsageError(f"the image is {width}x{height}; this server accepts sides up to {limits.max_image_side} px")
     return path
+
+
+def sweep(workdir: str | os.PathLike, max_age: float, now: float | None = None) -> int:
+    """Delete the files below ``workdir`` last written more than ``max_age`` seconds ago, and emptied folders.
+
+    Returns:
+        How many files were deleted.
+    """
+    now = time.time() if now is None else now
+    removed = 0
+    for root, dirs, files in os.walk(workdir, topdown=False):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                if now - os.lstat(path).st_mtime > max_age:
+                    os.remove(path)
+                    removed += 1
+            except OSError:  # gone already, or in use elsewhere: the next sweep tries again
+                continue
+        if root != os.fspath(workdir):
+            try:
+                os.rmdir(root)  # only succeeds when empty
+            except OSError:
+                pass
+    return removed
+
+
+def start_sweeper(workdir: str | os.PathLike, max_age: float) -> threading.Thread:
+    """Run ``sweep`` in a daemon thread every ``max_age / 4`` seconds (at most every 10 minutes)."""
+    interval = min(max_age / 4, 600.0)
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            sweep(workdir, max_age)
+
+    thread = threading.Thread(target=loop, name="videollm-app-sweeper", daemon=True)
+    thread.start()
+    return thread
 
 
 def new_file(workdir: str | os.PathLike, stem: str, suffix: str) -> Path:

@@ -16,6 +16,9 @@ class AppLimits:
         max_new_tokens: answer length cap for chat and captions shown in the app.
         concurrency: model calls running at once (the model is shared; on CPU one at a time is fastest).
         queue_size: waiting requests beyond which new ones are refused with "queue full".
+        keep_minutes: a visitor's files (uploads, thumbnails, plots, memory downloads) are deleted this long after
+            they were written, and a visitor's memory this long after their last request (closing the tab frees
+            it at once).
     """
 
     max_upload_mb: int = 200
@@ -24,10 +27,12 @@ class AppLimits:
     max_new_tokens: int = 96
     concurrency: int = 1
     queue_size: int = 16
+    keep_minutes: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("max_upload_mb", "max_image_side", "max_new_tokens", "concurrency", "queue_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.max_video_seconds > 0:
-            raise ValueError(f"max_video_seconds must be > 0, got {self.max_video_seconds}")
+        for name in ("max_video_seconds", "keep_minutes"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

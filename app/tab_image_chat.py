@@ -20,7 +20,7 @@ from .common import TabContext, user_errors
 def build(ctx: TabContext) -> None:
     """Add the "Image chat" tab to the ``gr.Blocks`` being built (call inside ``with gr.Blocks()``)."""
     with gr.Tab("Image chat", id="image"):
-        i_session = gr.State(None)
+        i_session = ctx.session_state()
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
                 i_image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=300)

@@ -23,7 +23,7 @@ _RANK_HEADERS = ["Rank", "Candidate next step", "Mean log-likelihood", "Share"]
 def build(ctx: TabContext) -> None:
     """Add the "Planning" tab to the ``gr.Blocks`` being built (call inside ``with gr.Blocks()``)."""
     with gr.Tab("Planning", id="plan"):
-        p_session = gr.State(None)
+        p_session = ctx.session_state()
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
                 p_video = playable_as_is(gr.Video(label="Progress so far", sources=["upload"],

@@ -28,7 +28,7 @@ _FOUND_HEADERS = ["Scene", "Start (s)", "End (s)", "Caption"]
 def build(ctx: TabContext) -> None:
     """Add the "Video chat" tab to the ``gr.Blocks`` being built (call inside ``with gr.Blocks()``)."""
     with gr.Tab("Video chat", id="video"):
-        v_session = gr.State(None)
+        v_session = ctx.session_state()
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
                 v_video = playable_as_is(gr.Video(label="Video", sources=["upload"], include_audio=True,

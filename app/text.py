@@ -45,7 +45,8 @@ videollm serve --model videollamb-7b --device cuda     # the published-size pres
 
 Everything runs on this machine: no analytics, no requests to other hosts, uploads stay in the app's own temporary
 folder. Uploads are limited to **{max_upload_mb} MB** and **{max_video_seconds:.0f} s** of video; requests run
-{concurrency} at a time and wait in a queue of {queue_size}.
+{concurrency} at a time and wait in a queue of {queue_size}. A visitor's files are deleted {keep_minutes:.0f} minutes
+after they were made, and their memory when the tab closes (or after {keep_minutes:.0f} idle minutes).
 """
 
 CSS = """

@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from . import tab_about, tab_image_chat, tab_live, tab_planning, tab_sequence_demos, tab_video_chat, text
+from . import media, tab_about, tab_image_chat, tab_live, tab_planning, tab_sequence_demos, tab_video_chat, text
 from .common import TabContext
 from .loading import ModelLoader
 from .samples import Samples, find_samples
@@ -44,7 +44,11 @@ def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str =
                      limits=limits or AppLimits(), samples=samples if samples is not None else find_samples(),
                      workdir=workdir)
 
-    with gr.Blocks(title="videollm", analytics_enabled=False) as demo:
+    keep = ctx.limits.keep_minutes * 60
+    # Visitors' files: the app's own (thumbnails, plots, memories) swept here, Gradio's upload cache by Gradio.
+    media.start_sweeper(workdir, keep)
+    with gr.Blocks(title="videollm", analytics_enabled=False, delete_cache=(int(min(keep / 4, 600)) or 1,
+                                                                               int(keep) or 1)) as demo:
         demo.videollm_limits = ctx.limits  # read by ``server.launch``
         demo.videollm_samples = ctx.samples
         demo.videollm_workdir = ctx.workdir
@@ -55,4 +59,17 @@ def build_demo(model: Any, *, limits: AppLimits | None = None, model_name: str =
         tab_planning.build(ctx)
         tab_sequence_demos.build(ctx)
         tab_about.build(ctx, model_name)
+        demo.unload(forget_visitor)
     return demo
+
+
+def forget_visitor(request: gr.Request) -> None:
+    """A visitor closed the page: free their sessions (video memories, image tokens) now.
+
+    Gradio keeps a closed session's state for an hour in case the visitor comes back; with a memory of a few MB per
+    visitor, a busy server would grow by that for every visitor of the last hour.
+    """
+    app = getattr(getattr(request, "request", None), "app", None)
+    holder = getattr(app, "state_holder", None)
+    if holder is not None and request.session_hash:
+        holder.delete_state(request.session_hash)

@@ -2,14 +2,17 @@
 
     python benchmarks/hostile_corpus.py [--out runs/hostile] [--model tiny]
 
-For each kind (videos, images, names, folders) the script writes one small file (nothing here is committed; every
-file is a few KB) and runs
+For each kind (videos, images, names, folders, audio) the script writes one small file (nothing here is committed;
+every file is a few KB, the PNG bomb about 1 MB) and runs
 
-- ``videollm scenes FILE`` (each file alone: one-line error, exit 2, no traceback), and
+- ``videollm scenes FILE`` for videos and images, ``videollm demo speech FILE`` for audio (each file alone: readable
+  kinds succeed, every other gets a one-line error and exit 2, no traceback), and
 - ``videollm caption ALL --out DIR --model MODEL`` over the whole corpus at once (a batch: the bad files are
   recorded as failed in the manifest, exit 1, the good control file is captioned, nothing half-written is left).
 
-Memory files and checkpoints have their own generated kinds in ``tests/test_hostile_files.py``.
+Memory files and checkpoints have their own generated kinds in ``tests/test_hostile_files.py``; app uploads (oversized,
+wrong type, path-traversal names) are in ``tests/app/test_app_faults.py``; ``tests/test_hostile_corpus.py`` runs
+this corpus in CI.
 """
 
 from __future__ import annotations
@@ -118,10 +121,96 @@ def make_corpus(d: Path) -> dict[str, Path]:
     Image.new("CMYK", (16, 16), (0, 128, 255, 0)).save(d / "cmyk.jpg")
     kinds["jpeg_cmyk"] = d / "cmyk.jpg"
     put("wav_named_png", "sound.png", b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt " + bytes(24))
+    # Headers that lie about size: a 10-hour duration, a 60000 x 60000 display size (the frames are 64 x 48).
+    put("ten_hour_duration_header", "ten_hours.mp4", _patched_duration(good, hours=10))
+    put("huge_dimensions_header", "huge_dims.mp4", _patched_tkhd_size(good, 60000, 60000))
+    kinds["audio_only"] = _audio_only(d / "audio_only.mp4")
+    if os.geteuid() != 0:  # root reads any file whatever its mode
+        put("unreadable_permissions", "locked.mp4", good)
+        (d / "locked.mp4").chmod(0)
     return kinds
 
 
-READABLE = ("good", "variable_frame_rate", "avi_mpeg4", "unicode_spaces_name")
+def make_audio_corpus(d: Path) -> dict[str, Path]:
+    """Audio files for the speech demo (``videollm demo speech FILE``); ``good_audio`` is a valid 1 s WAV."""
+    d.mkdir(parents=True, exist_ok=True)
+    rate = 16000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 32767).astype("<i2").tobytes()
+
+    def wav(data_bytes: int) -> bytes:
+        fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        return b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I",
+                                                                                                      data_bytes)
+    files = {
+        "good_audio": ("good.wav", wav(len(tone)) + tone),
+        "audio_zero_bytes": ("zero.wav", b""),
+        "audio_text_named_wav": ("notes.wav", b"this is not audio\n" * 20),
+        "audio_ten_hour_header": ("ten_hours.wav", wav(rate * 2 * 36000) + tone),  # 10 h declared, 1 s present
+        "audio_random_bytes": ("random.mp3", np.random.default_rng(1).bytes(8_000)),
+    }
+    kinds = {}
+    for kind, (name, data) in files.items():
+        (d / name).write_bytes(data)
+        kinds[kind] = d / name
+    kinds["video_without_audio"] = _video(d / "silent.mp4")
+    return kinds
+
+
+def _patched_duration(mp4: bytes, hours: float) -> bytes:
+    """The MP4 declaring ``hours`` of duration: movie and media headers (mvhd, mdhd; version 0) and a sample table
+    (stts) that spreads its few frames over that time."""
+    data = bytearray(mp4)
+    for box in (b"mvhd", b"mdhd"):
+        at = data.find(box)
+        timescale = struct.unpack(">I", data[at + 16: at + 20])[0]
+        data[at + 20: at + 24] = struct.pack(">I", min(int(hours * 3600 * timescale), 2**32 - 1))
+    at = data.find(b"stts")
+    entries = struct.unpack(">I", data[at + 8: at + 12])[0]
+    frames = sum(struct.unpack(">I", data[at + 12 + 8 * i: at + 16 + 8 * i])[0] for i in range(entries))
+    for i in range(entries):
+        data[at + 16 + 8 * i: at + 20 + 8 * i] = struct.pack(">I", int(hours * 3600 * timescale / frames))
+    return bytes(data)
+
+
+def _patched_tkhd_size(mp4: bytes, width: int, height: int) -> bytes:
+    """The MP4 with its track header (tkhd, version 0) declaring a ``width`` x ``height`` display size."""
+    data = bytearray(mp4)
+    at = data.find(b"tkhd")
+    size_at = at + 4 + 4 + 8 + 4 + 4 + 4 + 8 + 2 + 2 + 2 + 2 + 36  # after version/flags ... matrix
+    data[size_at: size_at + 8] = struct.pack(">II", width << 16, height << 16)
+    return bytes(data)
+
+
+def _audio_only(path: Path) -> Path:
+    """An MP4 holding one second of AAC audio and no video stream."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        samples = (0.2 * np.sin(np.linspace(0, 880 * np.pi, 16000))).astype(np.float32)[None]
+        for start in range(0, 16000, 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]), format="fltp",
+                                               layout="mono")
+            frame.sample_rate = 16000
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+# Kinds that decode: they must succeed (a header that lies about duration or size is not believed).
+READABLE = ("good", "variable_frame_rate", "avi_mpeg4", "unicode_spaces_name", "ten_hour_duration_header",
+            "huge_dimensions_header")
+AUDIO_READABLE = ("good_audio", "audio_ten_hour_header")
+
+
+def expected(kind: str, code: int, stderr: str) -> bool:
+    """Whether a command's outcome on a corpus file is the expected one: success without a word on stderr for a
+    readable kind, one line ``videollm: error: ...`` and exit 2 for every other."""
+    lines = [x for x in stderr.splitlines() if x.strip()]
+    if kind in READABLE or kind in AUDIO_READABLE:
+        return code == 0 and not lines
+    return code == 2 and len(lines) == 1 and lines[0].startswith("videollm: error:")
 
 
 def run(cmd: list[str], timeout: float = 600) -> tuple[int, str, float]:
@@ -142,12 +231,13 @@ def main() -> int:
     kinds = make_corpus(out / "corpus")
     exe = [sys.executable, "-m", "videollm"]
     rows, bad = [], 0
-    for kind, path in kinds.items():
-        code, err, secs = run([*exe, "scenes", str(path), "--json"])
+    commands = [(kind, ["scenes", str(path), "--json"]) for kind, path in kinds.items()]
+    commands += [(kind, ["demo", "speech", str(path)]) for kind, path in make_audio_corpus(out / "audio").items()]
+    for kind, command in commands:
+        code, err, secs = run([*exe, *command])
         lines = [x for x in err.splitlines() if x.strip()]
-        one_line = len(lines) == 1 and lines[0].startswith("videollm: error:")
-        # Readable videos of 2+ frames succeed; everything else (a single frame too: scenes needs two) is one line.
-        ok = (code == 0 and not lines) if kind in READABLE else (code == 2 and one_line)
+        # Readable files succeed; everything else (a single frame too: scenes needs two) is one line.
+        ok = expected(kind, code, err)
         bad += not ok
         rows.append((kind, code, "yes" if ok else "NO", f"{secs:.1f}", lines[0][:110] if lines else ""))
     print(f"{'kind':24} {'exit':>4} {'ok':>3} {'s':>5}  message")
@@ -163,7 +253,7 @@ def main() -> int:
     tracebacks = err.count("Traceback")
     print(f"\ncaption batch over {len(inputs)} inputs: exit {code}, {secs:.1f} s, manifest {status}, "
           f"partial files {len(partial)}, tracebacks {tracebacks}")
-    print(f"scenes: {len(rows) - bad} of {len(rows)} kinds as expected")
+    print(f"scenes and demo speech: {len(rows) - bad} of {len(rows)} kinds as expected")
     return 0 if bad == 0 and tracebacks == 0 and not partial else 1
 
 

@@ -61,15 +61,17 @@ class Server:
         ready_after: seconds from ``started`` to the "model ready" line (None until it is printed).
     """
 
-    def __init__(self, model: str | None = None) -> None:
+    def __init__(self, model: str | None = None, options: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        cmd = [sys.executable, "-m", "videollm", "serve", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "videollm", "serve", "--port", str(self.port), *(options or [])]
         if model:
             cmd += ["--model", model]
         self.ready_after: float | None = None
         self._ready = threading.Event()
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(cmd, env={**_env(), **(env or {})}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._watch_output, daemon=True)
         self._reader.start()
 

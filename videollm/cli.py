@@ -12,7 +12,9 @@ import argparse
 import importlib
 import inspect
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from videollm import __version__
@@ -45,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    # SIGTERM (a service manager, `kill`, a container stopping) unwinds like Ctrl-C: temporary files are removed,
+    # finished outputs stay, and `stream` captions its open scene and saves its memory first.
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
     try:
         return int(args.func(args) or 0)
     except VideollmError as err:
@@ -52,9 +58,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"videollm: error: {err}", file=sys.stderr)
         return err.exit_code
+    except Terminated:
+        print("videollm: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("videollm: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the machine refused something we did not foresee: still one line, never a traceback
+        if args.debug:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"videollm: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM (see ``main``)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 def _quiet_libraries() -> None:

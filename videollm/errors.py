@@ -34,3 +34,19 @@ class VideoError(VideollmError):
 
 class ModelError(VideollmError):
     """A model or checkpoint cannot be loaded or does not fit the request."""
+
+
+class OutputError(VideollmError):
+    """An output cannot be written (disk full, read-only folder, no permission): a batch stops here, since every
+    later output would fail the same way.
+
+    Args:
+        path: the output file or folder.
+        err: the operating system's error (or its text).
+    """
+
+    def __init__(self, path: str | os.PathLike, err: OSError | str):
+        self.path = str(path)
+        self.text = err if isinstance(err, str) else err.strerror or str(err)
+        self.reason = f"cannot write: {self.text}"
+        super().__init__(f"{self.path}: {self.reason}")

@@ -22,6 +22,7 @@ from videollm.batch.files import (
     BatchItem,
     BatchReport,
     end_launched,
+    check_writable,
     expand_inputs,
     is_complete,
     launched_shard,
@@ -40,6 +41,6 @@ from videollm.batch.files import (
 )
 
 __all__ = ["MANIFEST", "MANIFEST_FIELDS", "CaptionOptions", "Captioner", "caption_item", "EMPTY_CUE", "FORMATS", "MEMORY_KEY", "MEMORY_SUFFIX", "VIDEO_EXTENSIONS", "BatchItem", "BatchReport",
-           "end_launched", "expand_inputs", "is_complete", "launched_shard", "output_paths", "parse_formats",
+           "check_writable", "end_launched", "expand_inputs", "is_complete", "launched_shard", "output_paths", "parse_formats",
            "parse_shard", "remove_stale_temps", "render_report", "shard", "subtitles", "temp_path", "timestamp",
            "write_atomic", "write_outputs", "write_text_atomic"]

@@ -41,7 +41,7 @@ from videollm.batch.files import (
     write_outputs,
     write_text_atomic,
 )
-from videollm.errors import VideoError
+from videollm.errors import OutputError, VideoError
 from videollm.prompts import CAPTION, CAPTION_TOKENS
 
 MANIFEST = "manifest.jsonl"
@@ -87,8 +87,8 @@ class CaptionOptions:
 
 def failure_reason(err: BaseException) -> str:
     """One line saying why a video failed."""
-    if isinstance(err, VideoError):
-        return err.reason
+    if isinstance(err, (VideoError, OutputError)):
+        return err.reason if isinstance(err, VideoError) else str(err)
     text = str(err).strip().splitlines()
     return f"{err.__class__.__name__}: {text[0]}" if text else err.__class__.__name__
 
@@ -103,6 +103,7 @@ def caption_item(model, item: BatchItem, options: CaptionOptions, progress: bool
 
     Raises:
         One of ``VIDEO_FAILURES`` when the video cannot be captioned; nothing is written then.
+        OutputError: an output could not be written (disk full, read-only); none of the video's outputs is left.
     """
     from videollm.captioning import caption_video, clean_caption, summarize
 
@@ -127,10 +128,16 @@ def caption_item(model, item: BatchItem, options: CaptionOptions, progress: bool
     extra = session.state.extra
     record = {"video": video, "name": item.name, "duration": extra.get("duration"), "fps": extra.get("fps"),
               "model": options.model, "prompt": options.prompt, "scenes": scenes, "summary": summary}
-    if MEMORY_KEY in paths:
-        write_atomic(paths[MEMORY_KEY], session.save_memory)
-    if paths:
-        write_outputs(paths, record)
+    try:
+        if MEMORY_KEY in paths:
+            write_atomic(paths[MEMORY_KEY], session.save_memory)
+        if paths:
+            write_outputs(paths, record)
+    except (OutputError, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C, and SIGTERM (videollm.cli)
+        # All of this video's outputs or none: a rerun (once there is room) captions it again.
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+        raise
     return record
 
 
@@ -237,7 +244,7 @@ class Captioner:
         started = time.perf_counter()
         try:
             record = caption_item(self.model, item, self.options)
-        except VIDEO_FAILURES as err:
+        except (*VIDEO_FAILURES, OutputError) as err:
             row = manifest_row(item, "failed", error=failure_reason(err), attempts=attempt,
                                seconds=time.perf_counter() - started)
         else:

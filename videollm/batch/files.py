@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videollm.errors import UsageError, VideoError
+from videollm.errors import OutputError, UsageError, VideoError
 
 #: Extensions picked up when a directory or glob is expanded (a file named explicitly is always tried).
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv",
@@ -196,14 +196,49 @@ def remove_stale_temps(paths: Iterable[Path]) -> None:
 
 
 def write_atomic(target: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` then rename ``tmp`` onto ``target``; on any error the temporary file is removed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Call ``write(tmp)`` then rename ``tmp`` onto ``target``; on any error the temporary file is removed.
+
+    Raises:
+        OutputError: the file system refused (disk full, read-only, no permission), naming ``target``.
+    """
     tmp = temp_path(target)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         os.replace(tmp, target)
+    except OutputError as err:  # from a writer that names its own temporary file
+        raise OutputError(target, err.text) from None
+    except OSError as err:
+        raise OutputError(target, err) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and make sure a file can be written in it, before any work is done.
+
+    Raises:
+        OutputError: it cannot be created or written (read-only, no permission, disk full).
+    """
+    folder = Path(folder)
+    probe = folder / f".videollm-write-test.{os.getpid()}{_TEMP_SUFFIX}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise OutputError(folder, err) from None
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return folder
 
 
 def write_text_atomic(target: Path, text: str) -> None:

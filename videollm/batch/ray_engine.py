@@ -105,5 +105,8 @@ def run(items: Sequence[BatchItem], options: CaptionOptions, *, model: str, devi
     finally:
         if started_here:
             ray.shutdown()
+        # The counters matter only within a run (the next one starts afresh); a worker killed while writing one
+        # leaves a temporary file behind, so the folder goes too.
+        shutil.rmtree(Path(options.out) / ATTEMPTS_DIR, ignore_errors=True)
     return rows
 

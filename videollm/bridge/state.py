@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from videollm.errors import ModelError
+from videollm.errors import ModelError, OutputError
 
 _FORMAT = "videollm.bridge_state"
 _VERSION = "1"
@@ -159,12 +160,23 @@ class BridgeState:
         }
         # Written to a temporary name then renamed, so an interrupted save never leaves a half file.
         tmp = f"{os.fspath(path)}.tmp"
-        save_file(tensors, tmp, metadata=metadata)
-        # safetensors creates the file owner-only (0600); give it the mode any other output file gets (umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, os.fspath(path))
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+            # safetensors creates the file owner-only (0600); give it the mode other output files get (umask).
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, os.fspath(path))
+        except OSError as err:  # disk full, read-only folder: no half file stays behind, one line says why
+            raise OutputError(path, err) from None
+        except Exception as err:  # safetensors reports its own I/O errors as SafetensorError
+            if type(err).__name__ != "SafetensorError":
+                raise
+            text = re.sub(r" \(os error \d+\)$", "", str(err).rsplit("I/O error: ", 1)[-1])
+            raise OutputError(path, text) from None
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> BridgeState:

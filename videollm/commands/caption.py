@@ -22,7 +22,7 @@ from videollm.batch.captioner import (
 from videollm.batch.files import BatchItem
 from videollm.cli import add_command
 from videollm.commands import common
-from videollm.errors import UsageError
+from videollm.errors import OutputError, UsageError
 from videollm.prompts import CAPTION, CAPTION_TOKENS
 
 def register(sub) -> None:
@@ -115,6 +115,8 @@ def caption(args: argparse.Namespace) -> int:
                              prompt=args.prompt, max_new_tokens=args.max_new_tokens,
                              summary=args.summary and not args.no_summary, save_memory=args.save_memory,
                              model=str(args.model))
+    if options.out:
+        batch.check_writable(options.out)  # a read-only or full folder is told now, not after the first video
     todo = []
     for item in items:
         if options.out and batch.is_complete(options.paths(item)):
@@ -122,15 +124,26 @@ def caption(args: argparse.Namespace) -> int:
             rows.append(skipped_row(item, options))
         else:
             todo.append(item)
+    stopped = None
     if todo:
         run = _run_ray if ray_engine else _run_local
-        rows.extend(run(todo, options, args, launched, report))
+        try:
+            run(todo, options, args, launched, report, rows)
+        except OutputError as err:  # disk full or read-only: every later video would fail the same way
+            stopped = err
     if options.out:
         name = MANIFEST if shard_spec is None else f"manifest.shard-{shard_spec[0]}-of-{shard_spec[1]}.jsonl"
-        write_manifest(Path(options.out) / name, rows)
+        try:
+            write_manifest(Path(options.out) / name, rows)
+        except OutputError as err:
+            stopped = stopped or err
     batch.render_report(report, time.perf_counter() - started)
     if launched is not None:
         batch.end_launched()
+    if stopped is not None:
+        print("videollm: note: the batch stopped at an output it could not write; finished videos are kept, and "
+              "running the same command again (once there is room) does the rest", file=sys.stderr)
+        raise stopped
     return report.exit_code
 
 
@@ -145,8 +158,9 @@ def _record(report, row: dict, bar=None) -> None:
         report.done.append(row["video"])
 
 
-def _run_local(todo: list, options: CaptionOptions, args: argparse.Namespace, launched, report) -> list[dict]:
-    """The single-process engine: one model, the videos in order."""
+def _run_local(todo: list, options: CaptionOptions, args: argparse.Namespace, launched, report,
+               rows: list[dict]) -> None:
+    """The single-process engine: one model, the videos in order (manifest rows appended to ``rows``)."""
     from tqdm import tqdm
 
     device = None
@@ -158,27 +172,33 @@ def _run_local(todo: list, options: CaptionOptions, args: argparse.Namespace, la
     model = common.load_model(args, device=device)
     interactive = sys.stderr.isatty()
     emit = None if options.out else _print_line
-    rows = []
     bar = tqdm(todo, unit="video", desc="videos", disable=not interactive or len(todo) < 2)
-    for item in bar:
-        started = time.perf_counter()
-        try:
-            record = caption_item(model, item, options, progress=interactive, emit=emit)
-        except VIDEO_FAILURES as err:
-            if args.debug:
+    try:
+        for item in bar:
+            started = time.perf_counter()
+            try:
+                record = caption_item(model, item, options, progress=interactive, emit=emit)
+            except OutputError as err:  # the batch stops (main prints why); this video is counted as failed
+                row = manifest_row(item, "failed", error=failure_reason(err), attempts=1)
+                report.failed.append((row["video"], row["error"]))
+                rows.append(row)
                 raise
-            row = manifest_row(item, "failed", error=failure_reason(err), attempts=1,
-                               seconds=time.perf_counter() - started)
-        else:
-            row = manifest_row(item, "done", record, attempts=1, seconds=time.perf_counter() - started)
-        _record(report, row, bar)
-        rows.append(row)
-    bar.close()
-    return rows
+            except VIDEO_FAILURES as err:
+                if args.debug:
+                    raise
+                row = manifest_row(item, "failed", error=failure_reason(err), attempts=1,
+                                   seconds=time.perf_counter() - started)
+            else:
+                row = manifest_row(item, "done", record, attempts=1, seconds=time.perf_counter() - started)
+            _record(report, row, bar)
+            rows.append(row)
+    finally:
+        bar.close()
 
 
-def _run_ray(todo: list, options: CaptionOptions, args: argparse.Namespace, launched, report) -> list[dict]:
-    """The Ray Data engine (``videollm.batch.ray_engine``)."""
+def _run_ray(todo: list, options: CaptionOptions, args: argparse.Namespace, launched, report,
+             rows: list[dict]) -> None:
+    """The Ray Data engine (``videollm.batch.ray_engine``; manifest rows appended to ``rows``)."""
     from tqdm import tqdm
 
     from videollm.batch import ray_engine
@@ -193,7 +213,7 @@ def _run_ray(todo: list, options: CaptionOptions, args: argparse.Namespace, laun
         bar.update(1)
 
     try:
-        return ray_engine.run(todo, options, model=spec, device=device, dtype=args.dtype, fps=args.fps,
+        rows += ray_engine.run(todo, options, model=spec, device=device, dtype=args.dtype, fps=args.fps,
                               address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                               gpus_per_worker=args.gpus_per_worker, max_attempts=args.max_attempts, on_row=on_row)
     finally:

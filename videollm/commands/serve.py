@@ -22,7 +22,14 @@ def register(sub) -> None:
     p.add_argument("--max-upload-mb", type=int, default=200, help="largest accepted upload in MB (default 200)")
     p.add_argument("--max-video-seconds", type=float, default=600.0,
                    help="longest accepted video in seconds (default 600)")
-    p.add_argument("--queue-size", type=int, default=16, help="requests that may wait in the queue (default 16)")
+    p.add_argument("--queue-size", type=int, default=16,
+                   help="requests that may wait in the queue; more are refused with a 'queue full' message "
+                        "(default 16)")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="model requests run at once (default 1: on a CPU, one at a time answers each soonest)")
+    p.add_argument("--keep-minutes", type=float, default=60.0,
+                   help="a visitor's uploads and outputs are deleted this long after they were written, and an "
+                        "idle visitor's memory this long after their last request (default 60)")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -51,7 +58,8 @@ def serve(args: argparse.Namespace) -> int:
     offline_environment(workdir)
     try:
         limits = AppLimits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
-                           queue_size=args.queue_size)
+                           queue_size=args.queue_size, concurrency=args.concurrency,
+                           keep_minutes=args.keep_minutes)
     except ValueError as err:
         raise UsageError(str(err)) from None
     spec = str(model_source(args))

@@ -7,11 +7,14 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from videollm.cli import add_command
 from videollm.commands import common
 from videollm.errors import UsageError
 from videollm.prompts import CAPTION
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both end a stream cleanly; a second one quits at once
 
 
 def register(sub) -> None:
@@ -37,15 +40,18 @@ def stream(args: argparse.Namespace) -> int:
     {"start", "end", "caption", "latency"} (seconds; latency counts from the cut being confirmed to the caption).
     Memory and per-frame work stay flat however long the stream runs.
 
-    Ctrl-C ends cleanly: no new frame is read, the open scene is captioned, the memory is saved if --save-memory
-    was given, and the exit code is 0. A second Ctrl-C quits at once without saving.
+    Ctrl-C (or SIGTERM) ends cleanly: no new frame is read, the open scene is captioned, the memory is saved if
+    --save-memory was given, and the exit code is 0. A second Ctrl-C quits at once without saving.
     """
+    from videollm.batch.files import check_writable
     from videollm.captioning import stream_captions
 
     if args.lag is not None and args.lag < 0:
         raise UsageError(f"--lag must be >= 0, got {args.lag}")
     if args.max_new_tokens < 1:
         raise UsageError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.save_memory:
+        check_writable(Path(args.save_memory).resolve().parent)  # told now, not when the stream ends
     model = common.load_model(args)
     session = stream_captions(model, args.source, realtime=args.realtime, prompt=args.prompt, lag=args.lag,
                               max_new_tokens=args.max_new_tokens)
@@ -57,7 +63,8 @@ def stream(args: argparse.Namespace) -> int:
         print("videollm: stopping after the current scene (Ctrl-C again to quit now)", file=sys.stderr, flush=True)
 
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main else None
+    # SIGTERM (a service manager stopping it) ends the stream as the first Ctrl-C does: memory saved, exit 0.
+    previous = [signal.signal(sig, on_interrupt) for sig in STOP_SIGNALS] if in_main else None
     print(f"videollm: streaming {args.source} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         for scene in session:
@@ -67,7 +74,8 @@ def stream(args: argparse.Namespace) -> int:
             sys.stdout.flush()
     finally:
         if in_main:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in zip(STOP_SIGNALS, previous, strict=True):
+                signal.signal(sig, handler)
     if args.save_memory:
         session.save_memory(args.save_memory)
         print(f"videollm: memory of {len(session.captions)} scenes saved to {args.save_memory}", file=sys.stderr)

@@ -43,6 +43,10 @@ class DecordDecoder:
     name = "decord"
 
     def __init__(self, path: str, index: StreamIndex, num_threads: int = 2):
+        if os.environ.get("VIDEOLLM_DEBUG") != "1":
+            # decord's "more than 5 frames corrupted and recovered from nearest frames" warning (sparse or lying
+            # frame tables) goes to stderr unless this is set before decord is loaded
+            os.environ.setdefault("DECORD_DUPLICATE_WARNING_THRESHOLD", "1.0")
         try:
             import decord
         except ImportError:
