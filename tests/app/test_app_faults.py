@@ -18,7 +18,8 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def fragile_app(tmp_path_factory: pytest.TempPathFactory):
-    """An app whose model was loaded from a folder that is deleted once loaded; uploads limited to 1 MB."""
+    """An app whose model was loaded from a folder that is deleted once loaded; uploads limited to 1 MB, a queue of
+    one waiting request."""
     import torch
     from videollm_app import AppLimits, ModelLoader, build_demo, launch, offline_environment
 
@@ -30,7 +31,7 @@ def fragile_app(tmp_path_factory: pytest.TempPathFactory):
     workdir = root / "work"
     offline_environment(workdir)
     loader = ModelLoader(lambda: VideoLLM.from_pretrained(model_dir)).start()
-    demo = build_demo(loader, limits=AppLimits(max_upload_mb=1, max_new_tokens=4), model_name=str(model_dir),
+    demo = build_demo(loader, limits=AppLimits(max_upload_mb=1, max_new_tokens=4, queue_size=1), model_name=str(model_dir),
                       workdir=workdir)
     _, url = launch(demo, host="127.0.0.1", port=0, block=False, quiet=True)
     loader.get(timeout=120)
@@ -78,6 +79,35 @@ def test_oversized_and_mistyped_uploads_get_a_message(client, tmp_path: Path) ->
         client.predict(handle_file(str(text)), api_name="/watch")
     status, *_ = client.predict(handle_file(str(VIDEO)), api_name="/watch")  # and it keeps serving
     assert "Ask away" in status
+
+
+def test_a_full_queue_refuses_with_a_message_and_serves_the_rest(fragile_app) -> None:
+    import threading
+
+    from gradio_client import Client, handle_file
+
+    url, _, _ = fragile_app
+    visitors = [Client(url, verbose=False, download_files=False) for _ in range(6)]
+    upload = handle_file(str(VIDEO))
+    outcomes: list[str] = []
+    start = threading.Barrier(len(visitors))
+
+    def visit(client) -> None:
+        start.wait()
+        try:
+            status, *_ = client.predict(upload, api_name="/watch")
+            outcomes.append("answered" if "Ask away" in status else status)
+        except Exception as err:  # noqa: BLE001 (the message is what is checked)
+            outcomes.append(str(err))
+
+    threads = [threading.Thread(target=visit, args=(c,)) for c in visitors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for c in visitors:
+        c.close()
+    assert set(outcomes) == {"answered", "Queue is full! Please try again."}, outcomes
 
 
 def test_upload_names_cannot_leave_the_upload_folder(fragile_app, tmp_path: Path) -> None:
