@@ -114,7 +114,7 @@ def soak_stream(video: Path, length: float, args: argparse.Namespace) -> dict:
 def soak_live(video: Path, length: float, args: argparse.Namespace) -> dict:
     from gradio_client import Client, handle_file
 
-    server = Server(None)
+    server = Server(None, ["--max-video-seconds", str(int(length) + 60)])
     try:
         if not server.wait_ready(300):
             raise SystemExit("the server did not get ready within 300 s")

@@ -163,11 +163,20 @@ def model():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def cached_model(model, monkeypatch: pytest.MonkeyPatch):
+    """CLI commands run in-process get the module's already-loaded ``model`` instead of loading one per call."""
+    from videollm.commands import common
+
+    monkeypatch.setattr(common, "load_model", lambda args, load_vision=True, device=None: model)
+    return model
+
+
 # Test modules that load full models, serve the app, train or run interpreted Triton kernels. The full suite
 # (`make test`, CI) runs them; the everyday lane (`make test-fast`, `-m "not slow"`) leaves them out.
 SLOW_MODULES = frozenset({
     "test_batch_ray.py", "test_caption_cli.py", "test_stream_chat.py", "test_eval.py", "test_recall.py", "test_train.py",
-    "test_demos.py", "test_vision.py", "test_scenes_features.py", "test_model.py",
+    "test_demos.py", "test_vision.py", "test_scenes_features.py", "test_model.py", "test_faults.py",
 })
 SLOW_FOLDERS = frozenset({"app", "kernels"})
 

@@ -17,17 +17,9 @@ import numpy as np
 import pytest
 
 from videollm.cli import main
-from videollm.commands import common
-from videollm.model import VideoLLM
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "tiny", "--max-new-tokens", "2"]
-
-
-@pytest.fixture
-def cached_model(model: VideoLLM, monkeypatch: pytest.MonkeyPatch) -> VideoLLM:
-    monkeypatch.setattr(common, "load_model", lambda args, load_vision=True, device=None: model)
-    return model
 
 
 def _scene_frame(i: int) -> np.ndarray:

@@ -163,3 +163,12 @@ def test_old_files_are_swept(tmp_path: Path) -> None:
     os.utime(old, (past, past))
     assert sweep(tmp_path, 3600) == 1
     assert not old.exists() and not old.parent.exists() and fresh.exists() and tmp_path.is_dir()
+
+
+def test_serve_limits_are_checked_by_their_option_names(capsys) -> None:
+    from videollm.cli import main
+
+    assert main(["serve", "--keep-minutes", "0", "--port", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "videollm: error: --keep-minutes must be > 0, got 0.0"
+    assert main(["serve", "--concurrency", "0", "--port", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "videollm: error: --concurrency must be >= 1, got 0"

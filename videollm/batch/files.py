@@ -211,10 +211,7 @@ def write_atomic(target: Path, write: Callable[[Path], None]) -> None:
     except OSError as err:
         raise OutputError(target, err) from None
     finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+        _remove_quietly(tmp)
 
 
 def check_writable(folder: str | os.PathLike) -> Path:
@@ -234,11 +231,15 @@ def check_writable(folder: str | os.PathLike) -> Path:
     except OSError as err:
         raise OutputError(folder, err) from None
     finally:
-        try:
-            probe.unlink(missing_ok=True)
-        except OSError:
-            pass
+        _remove_quietly(probe)
     return folder
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # the folder itself is unwritable: nothing was created there either
+        pass
 
 
 def write_text_atomic(target: Path, text: str) -> None:

@@ -79,7 +79,9 @@ def caption(args: argparse.Namespace) -> int:
 
     Resumable: outputs are written to a temporary file and renamed into place, and videos whose outputs all exist
     are skipped, so rerunning an interrupted batch (even after kill -9) finishes the rest exactly once.
-    A bad input prints `videollm: error: <path>: <reason>` and the batch goes on. A table of done / skipped /
+    A bad input prints `videollm: error: <path>: <reason>` and the batch goes on; an output that cannot be written
+    (disk full, read-only folder) stops it with one such line, that video's outputs removed (SIGTERM and Ctrl-C
+    likewise leave each video's outputs complete or absent). A table of done / skipped /
     failed videos ends the run on stderr. Exit code: 0 all done or skipped, 1 some failed, 2 usage error or
     nothing could run.
 

@@ -60,8 +60,9 @@ def serve(args: argparse.Namespace) -> int:
         limits = AppLimits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
                            queue_size=args.queue_size, concurrency=args.concurrency,
                            keep_minutes=args.keep_minutes)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    except ValueError as err:  # "keep_minutes must be > 0, got 0.0": name the option as it was typed
+        name, _, rest = str(err).partition(" ")
+        raise UsageError(f"--{name.replace('_', '-')} {rest}") from None
     spec = str(model_source(args))
     # Importing torch/transformers and loading the weights takes longer than everything the page needs, so the page
     # is served first and the model loads right after (a thread loading during the Gradio import only slows both
