@@ -112,8 +112,10 @@ def test_a_full_queue_refuses_with_a_message_and_serves_the_rest(fragile_app) ->
 
 def test_upload_names_cannot_leave_the_upload_folder(fragile_app, tmp_path: Path) -> None:
     import httpx
+    from gradio.utils import get_upload_folder
 
-    url, workdir, _ = fragile_app
+    url, _, _ = fragile_app
+    uploads = Path(get_upload_folder()).resolve()  # GRADIO_TEMP_DIR: the first app served in this process set it
     payload = VIDEO.read_bytes()
     names = ["../../escaped.mp4", "..\\..\\escaped2.mp4", "/etc/escaped3.mp4", "a/../../escaped4.mp4"]
     files = [("files", (name, payload, "video/mp4")) for name in names]
@@ -122,10 +124,10 @@ def test_upload_names_cannot_leave_the_upload_folder(fragile_app, tmp_path: Path
     stored = [Path(p).resolve() for p in response.json()]
     assert len(stored) == len(names)
     for path in stored:
-        assert path.is_relative_to(workdir.resolve()) and path.is_file(), path
+        assert path.is_relative_to(uploads) and path.is_file(), path
         assert path.read_bytes() == payload
     for name in ("escaped.mp4", "escaped2.mp4", "escaped4.mp4"):
-        assert not list(workdir.parent.glob(name)) and not list(workdir.parent.parent.glob(name))
+        assert not list(uploads.parent.glob(name)) and not list(uploads.parent.parent.glob(name))
     assert not Path("/etc/escaped3.mp4").exists()
 
 
