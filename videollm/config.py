@@ -99,6 +99,12 @@ class ModelConfig:
     def load(cls, path: str | os.PathLike) -> ModelConfig:
         """Read a ``config.json`` file, or the one inside a checkpoint directory."""
         path = Path(path)
+        from videollm.official import is_videollamb_dir
+
+        if path.is_dir() and is_videollamb_dir(path):  # a VideoLLaMB release, read in its own layout
+            from videollm.official.videollamb import model_config
+
+            return model_config(path)
         return cls.from_dict(read_json(path / CONFIG_NAME if path.is_dir() else path, "model config", ModelError))
 
     @classmethod

@@ -151,15 +151,16 @@ def scan_video(model, video: str | os.PathLike, progress: bool = False) -> Scann
 
     from videollm.io import SEQUENTIAL_BACKEND, open_video
 
-    fps = model.config.segmentation.fps
+    fps, count = model.config.segmentation.fps, model.config.segmentation.num_frames
     encodes = model.config.segmentation.feature != "histogram"  # CLS features: the encoder runs on every frame
     features, indices, times, tokens = [], [], [], []
     kept = 0
     with open_video(video, backend=SEQUENTIAL_BACKEND) as reader:
         meta = reader.meta
-        bar = tqdm(total=max(1, int(meta.duration * min(fps, meta.fps)) + 1), unit="frame",
+        bar = tqdm(total=count or max(1, int(meta.duration * min(fps, meta.fps)) + 1), unit="frame",
                    desc=os.path.basename(str(video)), disable=not progress, leave=False)
-        for batch in _counted(reader.iter_fps(fps, batch_size=16), bar):
+        batches = reader.iter_count(count, batch_size=16) if count else reader.iter_fps(fps, batch_size=16)
+        for batch in _counted(batches, bar):
             if encodes:
                 feature, token = model.encode_frames(batch.frames)  # (B, Ds), (B, P*P, Dv)
                 kept += len(token)

@@ -112,11 +112,15 @@ class VideoLLM(nn.Module):
         from videollm.lm import load_lm
         from videollm.vision import build_vision_encoder
 
-        weights = None
+        from videollm.official import is_videollamb_dir
+
+        weights = release = None
         if not isinstance(source, ModelConfig):
             source = resolve_model(source)
         if isinstance(source, ModelConfig):
             config = source
+        elif isinstance(source, Path) and is_videollamb_dir(source):  # a VideoLLaMB release in its own layout
+            config, release = ModelConfig.load(source), source
         elif isinstance(source, Path):
             config = ModelConfig.load(source)
             weights = source / WEIGHTS_NAME
@@ -124,11 +128,17 @@ class VideoLLM(nn.Module):
                 raise ModelError(f"{source}: checkpoint has config.json but no {WEIGHTS_NAME}")
         else:
             config = ModelConfig.preset(source)
+        if release is None and config.vision.backend == "videollamb" and config.vision.pretrained:
+            release = Path(config.vision.pretrained)  # the videollamb-official preset: bridge weights of the release
         lm, tokenizer = load_lm(config.lm, device=device, dtype=dtype)
         vision = build_vision_encoder(config.vision, device=device, dtype=dtype) if load_vision else None
         model = cls(config, lm, tokenizer, vision)
         if weights is not None:
             model.load_trained(weights)
+        if release is not None:
+            from videollm.official.videollamb import bridge_tensors
+
+            model.load_trained_tensors(bridge_tensors(release), str(release))
         return model.eval()
 
     def trained_state_dict(self) -> dict[str, Tensor]:
@@ -157,11 +167,16 @@ class VideoLLM(nn.Module):
             new_lora: accept a file with no LoRA weights at all into a model with adapters, which keep their
                 fresh initialisation (a zero update): training adapters on top of a checkpoint trained without.
         """
-        self.__dict__.pop("_answer_memo", None)  # answers of the old weights
         try:
             tensors = load_file(str(path))
         except Exception as err:  # OSError, or safetensors' own SafetensorError on bytes that are not safetensors
             raise ModelError(f"{path}: cannot read weights ({err.__class__.__name__})") from None
+        self.load_trained_tensors(tensors, str(path), new_lora)
+
+    def load_trained_tensors(self, tensors: Mapping[str, Tensor], path: str, new_lora: bool = False) -> None:
+        """``load_trained`` on tensors already read (named as ``trained_state_dict`` names them); ``path`` names
+        their origin in errors."""
+        self.__dict__.pop("_answer_memo", None)  # answers of the old weights
         stray = sorted(k for k in tensors if not k.startswith(("bridge.", "projector.", "lm.")))
         not_float = sorted(k for k, v in tensors.items() if not v.is_floating_point())
         if stray or not_float:

@@ -26,6 +26,9 @@ class SegmentationConfig(JsonConfig):
 
     Attributes:
         fps: frames per second sampled from the video before encoding.
+        num_frames: if set, a video file watched offline is sampled at exactly this many frames spread evenly over
+            it instead (``linspace(0, frames - 1, num_frames)`` truncated: the published inference, 16 frames);
+            streams, whose length is unknown, are still sampled at ``fps``.
         mode: "scenetiling" (docs/design.md §2) or "uniform" (fixed-length chunks, an ablation).
         feature: per-frame feature SceneTiling runs on: "cls" (published) or "histogram" (colour histogram).
         alpha: SceneTiling threshold: cut where depth > mean + alpha * std (larger alpha, fewer cuts).
@@ -38,6 +41,7 @@ class SegmentationConfig(JsonConfig):
     _label: ClassVar[str] = "segmentation config"
 
     fps: float = 2.0
+    num_frames: int | None = None
     mode: str = "scenetiling"
     feature: str = "cls"
     alpha: float = 0.5
@@ -55,6 +59,9 @@ class SegmentationConfig(JsonConfig):
             raise UsageError(f"sampling fps must be > 0, got {self.fps!r}")
         if self.min_len < 1 or self.uniform_len < 1:
             raise UsageError("min_len and uniform_len must be >= 1")
+        if self.num_frames is not None and (isinstance(self.num_frames, bool) or not isinstance(self.num_frames, int)
+                                            or self.num_frames < 1):
+            raise UsageError(f"num_frames must be a positive integer or None, got {self.num_frames!r}")
         if self.max_cuts is not None and self.max_cuts < 0:
             raise UsageError(f"max_cuts must be >= 0 or None, got {self.max_cuts!r}")
         self.fps = float(self.fps)

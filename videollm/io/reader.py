@@ -114,6 +114,17 @@ class VideoReader:
         idx = self.uniform_indices(n)
         return FrameBatch(indices=idx, times=self._index.times[idx], frames=self.read(idx))
 
+    def iter_count(self, n: int, batch_size: int = 16) -> Iterator[FrameBatch]:
+        """Decode ``n`` frames spread over the whole video the published way, in batches: indices
+        ``linspace(0, num_frames - 1, n)`` truncated to integers (a video shorter than ``n`` frames repeats some).
+        """
+        if n < 1 or batch_size < 1:
+            raise ValueError(f"n and batch_size must be >= 1, got {n}, {batch_size}")
+        wanted = np.linspace(0, self.meta.num_frames - 1, n).astype(np.int64)  # (n,)
+        for start in range(0, n, batch_size):
+            idx = wanted[start : start + batch_size]
+            yield FrameBatch(indices=idx, times=self._index.times[idx], frames=self.read(idx))
+
     def iter_fps(self, fps: float | None = None, batch_size: int = 16) -> Iterator[FrameBatch]:
         """Lazily decode the frames on screen at 0, 1/fps, 2/fps, ... seconds, in batches.
 

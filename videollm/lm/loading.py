@@ -236,6 +236,14 @@ def load_lm(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = resolve_source(cfg.source)
+    if source.kind == "hf":
+        from videollm.official import is_videollamb_dir
+
+        if is_videollamb_dir(source.path):  # the LM inside a VideoLLaMB release
+            from videollm.official.videollamb import load_lm as load_release_lm
+
+            model, tokenizer = load_release_lm(source.path, dtype if dtype is not None else getattr(torch, cfg.dtype))
+            return _prepared(model, tokenizer, cfg, device)
     model_dir = source.path if source.kind == "hf" else convert_gguf(source.path, gguf_cache_path(source.path))
     dtype = dtype if dtype is not None else getattr(torch, cfg.dtype)
     try:
@@ -245,6 +253,11 @@ def load_lm(
         )
     except (OSError, ValueError, KeyError) as err:
         raise ModelError(f"{model_dir}: cannot load the LM ({_first_line(err)})") from err
+    return _prepared(model, tokenizer, cfg, device)
+
+
+def _prepared(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: LMConfig, device
+              ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     ensure_placeholder_token(model, tokenizer, cfg.placeholder_token)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

