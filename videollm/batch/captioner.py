@@ -70,6 +70,8 @@ class CaptionOptions:
         summary: also ask for a whole-video summary.
         save_memory: also save ``<name>.memory.safetensors`` (needs ``out``).
         model: what the JSON output records as the model (the ``--model`` given).
+        speech: transcribe each video's speech into its scenes (``videollm.speech``; None: when installed).
+        subtitles: what the SRT/VTT cues carry: "captions", "speech" or "both".
     """
 
     out: str | None = None
@@ -79,6 +81,8 @@ class CaptionOptions:
     summary: bool = False
     save_memory: bool = False
     model: str = DEFAULT_MODEL
+    speech: bool | None = None
+    subtitles: str = "captions"
 
     def paths(self, item: BatchItem) -> dict[str, Path]:
         """The output files of ``item`` (empty without ``out``)."""
@@ -105,6 +109,7 @@ def caption_item(model, item: BatchItem, options: CaptionOptions, progress: bool
         One of ``VIDEO_FAILURES`` when the video cannot be captioned; nothing is written then.
         OutputError: an output could not be written (disk full, read-only); none of the video's outputs is left.
     """
+    from videollm import speech
     from videollm.captioning import caption_video, clean_caption, summarize
 
     video = str(item.path)
@@ -113,12 +118,23 @@ def caption_item(model, item: BatchItem, options: CaptionOptions, progress: bool
     # The scenes' bridge outputs (what recall reads) are kept only when the memory is saved for questions.
     session = caption_video(model, item.path, prompt=options.prompt, max_new_tokens=options.max_new_tokens,
                             progress=progress, keep_scenes=options.save_memory and model.config.recall)
+    # Speech is transcribed before the first scene is emitted, so every scene row carries its words (videos with
+    # an audio track only: a silent video's rows stay as they were).
+    words = speech.transcribe(item.path) if speech.enabled(options.speech) and speech.has_audio(item.path) else None
     scenes = []
     for scene in session:
         row = {"video": video, "start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption}
-        scenes.append({"index": scene.index, **{k: row[k] for k in ("start", "end", "caption")}})
+        if words is not None:
+            # The last scene (it ends at the video's duration) also takes words the audio runs past it.
+            last = scene.end >= float(session.state.extra.get("duration") or float("inf")) - 1e-6
+            said = [w for w in words if scene.start <= w.middle and (w.middle < scene.end or last)]
+            row["speech"] = speech.text_of(said)
+            row["words"] = [[w.start, w.end, w.text] for w in said]
+        scenes.append({"index": scene.index, **{k: v for k, v in row.items() if k != "video"}})
         if emit is not None:
             emit(row)
+    if words is not None:
+        speech.attach(session.state, words)
     summary = None
     if options.summary:
         summary = clean_caption("".join(summarize(model, session.state)))
@@ -132,7 +148,7 @@ def caption_item(model, item: BatchItem, options: CaptionOptions, progress: bool
         if MEMORY_KEY in paths:
             write_atomic(paths[MEMORY_KEY], session.save_memory)
         if paths:
-            write_outputs(paths, record)
+            write_outputs(paths, record, options.subtitles)
     except (OutputError, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C, and SIGTERM (videollm.cli)
         # All of this video's outputs or none: a rerun (once there is room) captions it again.
         for path in paths.values():

