@@ -43,6 +43,11 @@ class ModelLoader:
         """True once the model is loaded (False while loading and after a failed load)."""
         return self._done.is_set() and self._error is None
 
+    @property
+    def failed(self) -> bool:
+        """True once a load has failed (``get`` raises a ``ModelError`` naming why)."""
+        return self._done.is_set() and self._error is not None
+
     def load(self) -> Any:
         """Load the model in the calling thread; a second call returns the same model (or waits for a running load).
 

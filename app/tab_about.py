@@ -20,7 +20,8 @@ def build(ctx: TabContext, model_name: str = "") -> None:
     limits = ctx.limits
     about = text.ABOUT.format(model_line=model_line(model_name), max_upload_mb=limits.max_upload_mb,
                               max_video_seconds=limits.max_video_seconds, concurrency=limits.concurrency,
-                              queue_size=limits.queue_size, keep_minutes=limits.keep_minutes)
+                              queue_size=limits.queue_size, keep_minutes=limits.keep_minutes,
+                              camera_streams=limits.camera_streams)
     with gr.Tab("About", id="about"):
         gr.Markdown(about, elem_id="vl-about")
 

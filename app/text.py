@@ -31,6 +31,19 @@ machinery, not as an assistant.
 
 {model_line}
 
+### Live captions from your camera
+
+In **Live captions → Your camera, live**, your browser sends a frame from your camera four times a second while you
+film; the server keeps two a second (the model's rate, timed by their arrival) and captions each scene as soon as
+SceneTiling confirms its end — the same streaming path as `videollm stream`, each frame encoded once. Nothing is
+recorded except the stream's memory, which you can download. With the shipped model on 2 CPU cores a scene's
+caption appears about **5 s after the cut** (median; p90 7.5 s): 2 s for the cut to be confirmed, 2–3 s to caption
+it. The segmenter confirms no cut in a stream's first 16 s, so the first scenes arrive together after that. About 4
+in 5 captions equal those of the same video's file (the browser's JPEG changes colours slightly). A camera stream
+lasts at most **{max_video_seconds:.0f} s**; this server captions {camera_streams} camera stream(s) at a time and
+further visitors wait their turn. When the server falls behind, frames are dropped (the status line counts them)
+rather than delayed further.
+
 ### Full-size checkpoints
 
 The same code loads larger models from a local directory (``config.json`` + ``model.safetensors``, plus the vision

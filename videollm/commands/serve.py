@@ -27,6 +27,9 @@ def register(sub) -> None:
                         "(default 16)")
     p.add_argument("--concurrency", type=int, default=1,
                    help="model requests run at once (default 1: on a CPU, one at a time answers each soonest)")
+    p.add_argument("--camera-streams", type=int, default=1,
+                   help="visitors' cameras captioned live at once (Live captions tab); more wait in the queue "
+                        "(default 1: one keeps 2 CPU cores busy with the shipped model)")
     p.add_argument("--keep-minutes", type=float, default=60.0,
                    help="a visitor's uploads and outputs are deleted this long after they were written, and an "
                         "idle visitor's memory this long after their last request (default 60)")
@@ -59,7 +62,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         limits = AppLimits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
                            queue_size=args.queue_size, concurrency=args.concurrency,
-                           keep_minutes=args.keep_minutes)
+                           camera_streams=args.camera_streams, keep_minutes=args.keep_minutes)
     except ValueError as err:  # "keep_minutes must be > 0, got 0.0": name the option as it was typed
         name, _, rest = str(err).partition(" ")
         raise UsageError(f"--{name.replace('_', '-')} {rest}") from None
