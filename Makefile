@@ -20,10 +20,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@
 
 # lmms-eval (the plugin's tests) installs without its declared dependencies: it pins av<16 against our av, and its
-# run-time needs are in the lmms extra (part of the test extra).
+# run-time needs are in the lmms extra (part of the test extra). RapidOCR likewise (it declares opencv-python,
+# which clashes with opencv-python-headless; what it imports is in the ocr extra, part of the test extra).
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -c constraints.txt -e '.[$(TEST_EXTRAS)]'
-	$(BIN)/pip install -q -c constraints.txt --no-deps lmms-eval==0.7.3
+	$(BIN)/pip install -q -c constraints.txt --no-deps lmms-eval==0.7.3 rapidocr-onnxruntime==1.4.4
 	touch $@
 
 install: $(VENV)/.installed

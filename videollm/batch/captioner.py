@@ -71,6 +71,7 @@ class CaptionOptions:
         save_memory: also save ``<name>.memory.safetensors`` (needs ``out``).
         model: what the JSON output records as the model (the ``--model`` given).
         speech: transcribe each video's speech into its scenes (``videollm.speech``; None: when installed).
+        text: read each scene's on-screen text from its middle frame (``videollm.ocr``; off by default).
         subtitles: what the SRT/VTT cues carry: "captions", "speech" or "both".
     """
 
@@ -82,6 +83,7 @@ class CaptionOptions:
     save_memory: bool = False
     model: str = DEFAULT_MODEL
     speech: bool | None = None
+    text: bool | None = None
     subtitles: str = "captions"
 
     def paths(self, item: BatchItem) -> dict[str, Path]:
@@ -109,7 +111,7 @@ def caption_item(model, item: BatchItem, options: CaptionOptions, progress: bool
         One of ``VIDEO_FAILURES`` when the video cannot be captioned; nothing is written then.
         OutputError: an output could not be written (disk full, read-only); none of the video's outputs is left.
     """
-    from videollm import speech
+    from videollm import ocr, speech
     from videollm.captioning import caption_video, clean_caption, summarize
 
     video = str(item.path)
@@ -121,20 +123,16 @@ def caption_item(model, item: BatchItem, options: CaptionOptions, progress: bool
     # Speech is transcribed before the first scene is emitted, so every scene row carries its words (videos with
     # an audio track only: a silent video's rows stay as they were).
     words = speech.transcribe(item.path) if speech.enabled(options.speech) and speech.has_audio(item.path) else None
-    scenes = []
-    for scene in session:
-        row = {"video": video, "start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption}
-        if words is not None:
-            # The last scene (it ends at the video's duration) also takes words the audio runs past it.
-            last = scene.end >= float(session.state.extra.get("duration") or float("inf")) - 1e-6
-            said = [w for w in words if scene.start <= w.middle and (w.middle < scene.end or last)]
-            row["speech"] = speech.text_of(said)
-            row["words"] = [[w.start, w.end, w.text] for w in said]
-        scenes.append({"index": scene.index, **{k: v for k, v in row.items() if k != "video"}})
-        if emit is not None:
-            emit(row)
+    reader = ocr.SceneReader(item.path) if ocr.enabled(options.text) else None
+    try:
+        scenes, texts = _caption_scenes(session, video, words, reader, emit)
+    finally:
+        if reader is not None:
+            reader.close()
     if words is not None:
         speech.attach(session.state, words)
+    if reader is not None:
+        ocr.attach(session.state, texts)
     summary = None
     if options.summary:
         summary = clean_caption("".join(summarize(model, session.state)))
@@ -155,6 +153,29 @@ def caption_item(model, item: BatchItem, options: CaptionOptions, progress: bool
             path.unlink(missing_ok=True)
         raise
     return record
+
+
+def _caption_scenes(session, video: str, words, reader, emit) -> tuple[list[dict[str, Any]], list[str]]:
+    """The scene rows of a captioning session (with each scene's words and text when asked), emitted as they come."""
+    from videollm import speech
+
+    scenes, texts = [], []
+    for scene in session:
+        row = {"video": video, "start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption}
+        if words is not None:
+            # The last scene (it ends at the video's duration) also takes words the audio runs past it.
+            last = scene.end >= float(session.state.extra.get("duration") or float("inf")) - 1e-6
+            said = [w for w in words if scene.start <= w.middle and (w.middle < scene.end or last)]
+            row["speech"] = speech.text_of(said)
+            row["words"] = [[w.start, w.end, w.text] for w in said]
+        if reader is not None:
+            seg = session.state.segments[scene.index]  # (scenes are captioned in batches: not always the last)
+            row["text"] = reader.text(seg.start_frame, seg.end_frame)
+            texts.append(row["text"])
+        scenes.append({"index": scene.index, **{k: v for k, v in row.items() if k != "video"}})
+        if emit is not None:
+            emit(row)
+    return scenes, texts
 
 
 def manifest_row(item: BatchItem, status: str, record: Mapping[str, Any] | None = None, error: str | None = None,

@@ -88,7 +88,7 @@ def run(items: Sequence[BatchItem], options: CaptionOptions, *, model: str, devi
                        "threads": max(1, int(cpus_per_worker)), "max_attempts": max_attempts,
                        "formats": list(options.formats), "prompt": options.prompt,
                        "max_new_tokens": options.max_new_tokens, "summary": options.summary,
-                       "save_memory": options.save_memory, "speech": options.speech,
+                       "save_memory": options.save_memory, "speech": options.speech, "text": options.text,
                        "subtitles": options.subtitles}
         captioned = dataset.map_batches(Captioner, fn_constructor_kwargs=constructor, batch_size=1,
                                         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,

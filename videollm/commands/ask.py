@@ -42,6 +42,9 @@ def add_speech_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speech", action=argparse.BooleanOptionalAction, default=None,
                         help="transcribe the video's speech into the memory (default: on when faster-whisper and "
                              "the Whisper weight packages are installed); a saved memory keeps what it has")
+    parser.add_argument("--text", action=argparse.BooleanOptionalAction, default=None,
+                        help="read each scene's on-screen text from its middle frame (RapidOCR; off by default: "
+                             "about a second a scene)")
 
 
 def add_speech(state, args: argparse.Namespace) -> None:
@@ -51,6 +54,11 @@ def add_speech(state, args: argparse.Namespace) -> None:
 
     if hasattr(args, "speech") and speech.enabled(args.speech) and speech.has_audio(args.video):
         speech.attach(state, speech.transcribe(args.video))
+    if getattr(args, "text", None):
+        from videollm import ocr
+
+        if ocr.enabled(True):
+            ocr.attach(state, ocr.read_scenes(state, args.video))
 
 
 def stream_answer(model, state, question: str, history, args: argparse.Namespace) -> str:

@@ -41,6 +41,9 @@ def register(sub) -> None:
     p.add_argument("--speech", action=argparse.BooleanOptionalAction, default=None,
                    help="transcribe each video's speech into its scenes (JSON \"speech\" and \"words\"; default: on "
                         "when faster-whisper and the Whisper weight packages are installed)")
+    p.add_argument("--text", action=argparse.BooleanOptionalAction, default=None,
+                   help="read each scene's on-screen text from its middle frame (JSON \"text\"; default: on when "
+                        "RapidOCR is installed)")
     p.add_argument("--subtitles", choices=("captions", "speech", "both"), default="captions",
                    help="what the SRT/VTT cues carry (default captions; speech and both need --speech)")
     p.add_argument("--save-memory", action="store_true",
@@ -75,7 +78,8 @@ def caption(args: argparse.Namespace) -> int:
 
     INPUT may be files, directories (searched recursively for video files) and globs (quote them: "clips/**/*.mp4").
     Without --out, stdout gets one JSON line per scene {"video", "start", "end", "caption"} (seconds; for a video
-    with sound and speech on, also "speech", the words said in the scene, and "words", [start, end, word] each), and with
+    with sound and speech on, also "speech", the words said in the scene, and "words", [start, end, word] each; with
+    text reading on, "text", what its middle frame shows in writing), and with
     --summary one {"video", "summary"} line per video. With --out DIR, each video gets <name>.json, <name>.srt and <name>.vtt
     (--format), where <name> keeps the sub-folders the video had below a directory or glob input, and DIR gets
     manifest.jsonl: one line per input with its status (done, skipped, failed), duration, scene count and error.
@@ -95,7 +99,7 @@ def caption(args: argparse.Namespace) -> int:
     process every N-th video (or pass --shard I/N yourself on each machine); with --device cuda each process takes
     its own GPU. On a cluster: --engine ray (Ray Data; see the README).
     """
-    from videollm import batch, speech
+    from videollm import batch, ocr, speech
 
     formats = batch.parse_formats(args.format)
     if args.save_memory and not args.out:
@@ -122,7 +126,8 @@ def caption(args: argparse.Namespace) -> int:
     options = CaptionOptions(out=str(Path(args.out).resolve()) if args.out else None, formats=formats,
                              prompt=args.prompt, max_new_tokens=args.max_new_tokens,
                              summary=args.summary and not args.no_summary, save_memory=args.save_memory,
-                             model=str(args.model), speech=speech.enabled(args.speech), subtitles=args.subtitles)
+                             model=str(args.model), speech=speech.enabled(args.speech),
+                             text=ocr.enabled(args.text), subtitles=args.subtitles)
     if args.subtitles != "captions" and not options.speech:
         raise UsageError(f"--subtitles {args.subtitles} needs speech: {speech.INSTALL}, and no --no-speech")
     if options.out:

@@ -40,9 +40,10 @@ def search(args: argparse.Namespace) -> int:
     the next search or question. Scenes whose caption holds no query word are not listed.
 
     With speech in the memory (``--speech``, on by default when faster-whisper and the Whisper weights are
-    installed), every place the query's words are said one after another is listed first, with its time.
+    installed), every place the query's words are said one after another is listed first, with its time; with
+    on-screen text (``--text`` here or when the memory was saved), the scenes that show the words written next.
     """
-    from videollm import speech
+    from videollm import ocr, speech
     from videollm.memory import save_memory
     from videollm.recall import rank_scenes, scene_captions
 
@@ -67,8 +68,18 @@ def search(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(f"said {_clock(hit.start)}–{_clock(hit.end)} (scene {hit.scene + 1} of {n}): "
                              f"\"{hit.text}\"\n")
+    written = ocr.find(state, args.query)
+    for hit in written[: args.top]:
+        seg = state.segments[hit.scene]
+        if args.json:
+            sys.stdout.write(json.dumps({"written": hit.text, "start": round(seg.start_time, 3),
+                                         "end": round(seg.end_time, 3), "scene": hit.scene + 1, "scenes": n},
+                                        ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(f"written {_clock(seg.start_time)}–{_clock(seg.end_time)} (scene {hit.scene + 1} of "
+                             f"{n}): \"{hit.text}\"\n")
     if not ranked:
-        if not said:
+        if not said and not written:
             print(f"videollm: no scene matches {args.query!r}", file=sys.stderr)
         return 0
     for rank, match in enumerate(ranked[: args.top], 1):

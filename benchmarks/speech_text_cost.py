@@ -1,10 +1,11 @@
-"""What speech costs: Whisper base transcription as a multiple of real time, and its share of ``caption``'s time.
+"""What speech and on-screen text cost: Whisper base transcription and RapidOCR as multiples of real time, and their
+shares of ``caption``'s time.
 
-A synthetic-world video (generated, ``--seconds`` long) gets espeak-ng speech every few seconds; the same video is
-then captioned through ``videollm.batch.caption_item`` (what ``videollm caption`` runs) with speech off and on, with
-the shipped model, on this machine's CPU threads.
+A synthetic-world needle video (generated, ``--seconds`` long, a text needle in it) gets espeak-ng speech every few
+seconds; the same video is then captioned through ``videollm.batch.caption_item`` (what ``videollm caption`` runs)
+with nothing, speech, and speech + text, with the shipped model, on this machine's CPU threads.
 
-Run: python benchmarks/speech_cost.py [--seconds 60]   (needs espeak-ng and the speech extra)
+Run: python benchmarks/speech_text_cost.py [--seconds 60]   (needs espeak-ng and the speech and ocr extras)
 """
 
 from __future__ import annotations
@@ -66,18 +67,23 @@ def main() -> None:
         words = speech.transcribe(video)
         t_speech = time.perf_counter() - t0
         item = BatchItem(video, "talk")
-        timings = {}
-        for on in (False, True):
+        timings, scenes = {}, 0
+        for name, options in (("nothing", CaptionOptions(speech=False)), ("speech", CaptionOptions(speech=True)),
+                              ("both", CaptionOptions(speech=True, text=True))):
             model.__dict__.pop("_answer_memo", None)  # no caption remembered from the previous run
             t0 = time.perf_counter()
-            caption_item(model, item, CaptionOptions(speech=on))
-            timings[on] = time.perf_counter() - t0
+            scenes = len(caption_item(model, item, options)["scenes"])
+            timings[name] = time.perf_counter() - t0
     print(f"{args.seconds:.0f} s video, {said} words said, {len(words)} recognised; "
           f"{torch.get_num_threads()} CPU threads")
     print(f"transcription: {t_speech:.1f} s = {t_speech / args.seconds:.2f}x real time "
           f"({args.seconds / t_speech:.1f}x faster than real time)")
-    print(f"caption without speech {timings[False]:.1f} s, with speech {timings[True]:.1f} s: speech is "
-          f"{(timings[True] - timings[False]) / timings[True]:.0%} of caption's time")
+    t_text = timings["both"] - timings["speech"]
+    print(f"caption: {timings['nothing']:.1f} s alone, {timings['speech']:.1f} s with speech, {timings['both']:.1f} s "
+          f"with speech and text ({scenes} scenes)")
+    print(f"speech is {(timings['speech'] - timings['nothing']) / timings['speech']:.0%} of caption-with-speech; "
+          f"text reading {t_text:.1f} s = {t_text / max(scenes, 1):.2f} s a scene = {t_text / args.seconds:.2f}x real "
+          f"time, {t_text / timings['both']:.0%} of caption with both")
 
 
 if __name__ == "__main__":
