@@ -4,9 +4,6 @@ needles and other rendered text; the words land in their scene, the outputs and 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -47,26 +44,23 @@ def test_shapes_are_not_text() -> None:
     assert ocr.read_frame(frame) == []
 
 
-def _videollm(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "videollm", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+def test_caption_and_search_find_the_written_word(cached_model, capsys, tmp_path) -> None:
+    from videollm.cli import main
 
-
-def test_caption_and_search_find_the_written_word(tmp_path) -> None:
     from videollm.world import generate
 
     (video,) = generate(tmp_path / "world", 1, seed=5, heldout=True, kind="needle", haystack_seconds=12.0,
                         needle_depth=0.5)
     truth = json.loads(video.with_suffix(".json").read_text())["needle"]
     out = tmp_path / "out"
-    run = _videollm("caption", str(video), "--text", "--out", str(out), "--save-memory", "--no-speech")
-    assert run.returncode == 0, run.stderr
+    assert main(["caption", str(video), "--text", "--out", str(out), "--save-memory", "--no-speech", "--model",
+                 "tiny", "--max-new-tokens", "2"]) == 0
     scenes = json.loads((out / f"{video.stem}.json").read_text())["scenes"]
     written = [s for s in scenes if s["text"]]
     assert [s["text"] for s in written] == [truth["answer"]]
     assert written[0]["start"] < truth["end_time"] and written[0]["end"] > truth["start_time"]
-    run = _videollm("search", str(out / f"{video.stem}.memory.safetensors"), truth["answer"], "--json")
-    assert run.returncode == 0, run.stderr
-    hits = [json.loads(line) for line in run.stdout.splitlines() if '"written"' in line]
+    capsys.readouterr()
+    assert main(["search", str(out / f"{video.stem}.memory.safetensors"), truth["answer"], "--json", "--model",
+                 "tiny"]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"written"' in line]
     assert len(hits) == 1 and abs(hits[0]["start"] - truth["start_time"]) <= 1.0

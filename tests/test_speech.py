@@ -4,11 +4,9 @@ synthetic-world video at known times; the words land in the right scenes, in the
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import wave
 from pathlib import Path
 
@@ -90,10 +88,17 @@ def _wer(ref: list[str], hyp: list[str]) -> float:
     return d[-1] / len(ref)
 
 
-def _videollm(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "videollm", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+TINY = ["--model", "tiny", "--max-new-tokens", "2"]
+
+
+def _videollm(capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI in-process (``cached_model``: the module's tiny model): exit code, stdout, stderr."""
+    from videollm.cli import main
+
+    capsys.readouterr()
+    code = main([*args, *TINY] if args[0] != "search" else [*args, "--model", "tiny"])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 @needs_whisper
@@ -119,10 +124,11 @@ def test_a_video_without_audio_has_no_words() -> None:
 
 
 @needs_whisper
-def test_caption_puts_the_words_in_their_scenes_and_subtitles(talking_video, tmp_path) -> None:
+def test_caption_puts_the_words_in_their_scenes_and_subtitles(cached_model, capsys, talking_video, tmp_path) -> None:
     out = tmp_path / "out"
-    run = _videollm("caption", str(talking_video), "--out", str(out), "--subtitles", "both", "--save-memory")
-    assert run.returncode == 0, run.stderr
+    code, _, err = _videollm(capsys, "caption", str(talking_video), "--out", str(out), "--subtitles", "both",
+                             "--save-memory")
+    assert code == 0, err
     record = json.loads((out / "talk.json").read_text())
     scenes = record["scenes"]
     words = [w for s in scenes for w in s["words"]]
@@ -134,23 +140,24 @@ def test_caption_puts_the_words_in_their_scenes_and_subtitles(talking_video, tmp
     assert "budget" in srt.lower() and scenes[0]["caption"] in srt
     # The memory keeps the words: search finds the spoken word with no video and no speech model.
     memory = out / "talk.memory.safetensors"
-    run = _videollm("search", str(memory), "budget", "--json", "--no-speech")
-    assert run.returncode == 0, run.stderr
-    said = [json.loads(line) for line in run.stdout.splitlines() if '"said"' in line]
+    code, out_text, err = _videollm(capsys, "search", str(memory), "budget", "--json", "--no-speech")
+    assert code == 0, err
+    said = [json.loads(line) for line in out_text.splitlines() if '"said"' in line]
     assert len(said) == 1 and abs(said[0]["start"] - 10.7) <= 1.0
 
 
 @needs_whisper
-def test_search_a_video_for_a_spoken_phrase(talking_video) -> None:
-    run = _videollm("search", str(talking_video), "quarterly report")
-    assert run.returncode == 0, run.stderr
-    line = next(line for line in run.stdout.splitlines() if line.startswith("said "))
+def test_search_a_video_for_a_spoken_phrase(cached_model, capsys, talking_video) -> None:
+    code, out, err = _videollm(capsys, "search", str(talking_video), "quarterly report")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("said "))
     minutes, seconds = re.match(r"said (\d+):(\d+\.\d)", line).groups()
     # "quarterly" is the 4th word of the sentence said from 1.0 s (about 2.3 s long): inside it, past its start.
     assert SAID[0][0] + 0.3 <= int(minutes) * 60 + float(seconds) <= SAID[0][0] + 2.0, line
 
 
-def test_speech_subtitles_need_speech(tmp_path) -> None:
-    run = _videollm("caption", str(VIDEO), "--out", str(tmp_path / "o"), "--no-speech", "--subtitles", "speech")
-    assert run.returncode == 2
-    assert run.stderr.count("\n") == 1 and "needs speech" in run.stderr
+def test_speech_subtitles_need_speech(cached_model, capsys, tmp_path) -> None:
+    code, _, err = _videollm(capsys, "caption", str(VIDEO), "--out", str(tmp_path / "o"), "--no-speech",
+                             "--subtitles", "speech")
+    assert code == 2
+    assert err.count("\n") == 1 and "needs speech" in err
