@@ -64,3 +64,8 @@ def test_caption_and_search_find_the_written_word(cached_model, capsys, tmp_path
                  "tiny"]) == 0
     hits = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"written"' in line]
     assert len(hits) == 1 and abs(hits[0]["start"] - truth["start_time"]) <= 1.0
+    # The needle question, asked of the video: answered with the word read in the needle's scene.
+    assert main(["ask", str(video), truth["question"], "--text", "--no-speech", "--model", "tiny",
+                 "--max-new-tokens", "2"]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == truth["answer"] and "text read on screen" in out.err

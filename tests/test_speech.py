@@ -152,6 +152,9 @@ def test_search_a_video_for_a_spoken_phrase(cached_model, capsys, talking_video)
     assert code == 0, err
     line = next(line for line in out.splitlines() if line.startswith("said "))
     minutes, seconds = re.match(r"said (\d+):(\d+\.\d)", line).groups()
+    code, out, err = _videollm(capsys, "ask", str(talking_video), "What is said in the first scene?")
+    assert code == 0 and "words said in scene 1 of" in err, err
+    assert _wer(_words(SAID[0][1]), _words(out)) <= 0.2, out
     # "quarterly" is the 4th word of the sentence said from 1.0 s (about 2.3 s long): inside it, past its start.
     assert SAID[0][0] + 0.3 <= int(minutes) * 60 + float(seconds) <= SAID[0][0] + 2.0, line
 

@@ -281,6 +281,8 @@ class Recalled:
     Attributes:
         scene: index of the segment whose readout the answer was read from.
         how: "named" (the question names it), "captions" (its words match a clause of that scene's caption best),
+            "read" / "heard" (a question about what is written / said, answered with the scene's text read on
+            screen / its words spoken, ``read_answer``),
             "words" (no caption matches: best word match of the scene tokens), "now" (the readout after the last
             scene), or "counted" (a question about the number of scenes, answered by counting them; no readout).
         candidates: the segments whose readouts were tried.
@@ -302,10 +304,12 @@ class Recalled:
         ``why`` adds how the scene was chosen ("answered from the scene it names: scene 2 of 4 ...")."""
         if self.how == "counted":
             return f"answered by counting {self.where(state)}"
+        if self.how in ("read", "heard"):
+            return f"answered from {_HOW[self.how]} {self.where(state)}"
         return f"answered from {_HOW[self.how]}: {self.where(state)}" if why else f"answered from {self.where(state)}"
 
 
-_HOW = {"named": "the scene it names", "captions": "the scene its words match in the scene captions",
+_HOW = {"read": "the text read on screen in", "heard": "the words said in", "named": "the scene it names", "captions": "the scene its words match in the scene captions",
         "words": "the scene its words match", "now": "the last scene"}
 
 
@@ -392,6 +396,33 @@ def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = N
     return Recalled(best, how, tuple(best + d for d in neighbours(question) if 0 <= best + d < n))
 
 
+_WRITTEN = re.compile(r"\b(written|writes?|wrote|text|words?|signs?|titles?|reads?)\b", re.IGNORECASE)
+_SAID = re.compile(r"\b(said|say|says|saying|spoken|speaks?|spoke|mention(?:s|ed)?|talk(?:s|ed)?|hear|heard)\b",
+                   re.IGNORECASE)
+
+
+def read_answer(state: BridgeState, question: str, decision: Recalled) -> tuple[Recalled, str] | None:
+    """A question about what is written or said, answered from the text read on screen (``videollm.ocr``) or the
+    words spoken (``videollm.speech``) kept in the memory; None when the question is about neither or the memory has
+    none. The scene is the one recall chose when it holds text (or speech), else the one nearest to it that does.
+    """
+    from videollm import ocr, speech
+
+    if _WRITTEN.search(question):
+        texts = ocr.texts_of(state)
+        how, per_scene = "read", texts
+    elif _SAID.search(question):
+        words = speech.words_of(state)
+        how, per_scene = "heard", None if words is None else [speech.text_of(w) for w in speech.scene_words(state)]
+    else:
+        return None
+    if not per_scene or not any(per_scene):
+        return None
+    having = [i for i, t in enumerate(per_scene) if t]
+    scene = min(having, key=lambda i: (abs(i - decision.scene), i))
+    return Recalled(scene, how, (scene,)), per_scene[scene]
+
+
 def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[str, str]] = (),
            max_new_tokens: int = 64, **generate_kwargs) -> tuple[Iterator[str], Recalled]:
     """Answer ``question`` about a watched video from the scene it is about.
@@ -412,6 +443,9 @@ def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[s
     decision = plan(model, state, question)
     if decision.how == "counted":
         return iter([str(state.num_segments)]), decision
+    read = read_answer(state, question, decision)
+    if read is not None:
+        return iter([read[1]]), read[0]
     if len(decision.candidates) == 1:
         visual = model.project_state(state, at=decision.scene)
         return model.chat(visual, list(history), question, max_new_tokens=max_new_tokens, **generate_kwargs), decision

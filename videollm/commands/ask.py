@@ -18,6 +18,7 @@ def add_memory_args(p: argparse.ArgumentParser) -> None:
                    help="when given a video, also save its memory here for later questions")
     p.add_argument("--max-new-tokens", type=int, default=128, help="answer length bound in tokens (default 128)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 for greedy answers (default), else sampling")
+    add_signal_args(p)
     common.add_model_args(p)
 
 
@@ -32,13 +33,13 @@ def open_video_memory(args: argparse.Namespace):
     model = common.load_model(args, load_vision=not from_memory)
     state = open_memory(model, args.video, progress=sys.stderr.isatty())
     if not from_memory:
-        add_speech(state, args)
+        add_signals(state, args)
     if args.save_memory and not from_memory:
         save_memory(state, args.save_memory)
     return model, state
 
 
-def add_speech_arg(parser: argparse.ArgumentParser) -> None:
+def add_signal_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speech", action=argparse.BooleanOptionalAction, default=None,
                         help="transcribe the video's speech into the memory (default: on when faster-whisper and "
                              "the Whisper weight packages are installed); a saved memory keeps what it has")
@@ -47,7 +48,7 @@ def add_speech_arg(parser: argparse.ArgumentParser) -> None:
                              "about a second a scene)")
 
 
-def add_speech(state, args: argparse.Namespace) -> None:
+def add_signals(state, args: argparse.Namespace) -> None:
     """Transcribe the watched video's speech into ``state`` when the command has ``--speech`` (``search``) and it, or
     its default, says so."""
     from videollm import speech

@@ -7,7 +7,7 @@ import json
 import sys
 
 from videollm.cli import add_command
-from videollm.commands.ask import add_speech_arg, open_video_memory
+from videollm.commands.ask import add_signal_args, open_video_memory
 from videollm.commands.common import add_model_args
 from videollm.commands.scenes import positive_int
 from videollm.errors import UsageError
@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per scene instead of a table")
     p.add_argument("--save-memory", metavar="FILE",
                    help="also save the memory, with the scene captions written for the search, for later questions")
-    add_speech_arg(p)
+    add_signal_args(p)
     add_model_args(p)
 
 
