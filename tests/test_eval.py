@@ -171,6 +171,19 @@ def test_egoplan_and_niavh_write_json_and_png(tiny, work: Path, tmp_path: Path) 
     assert (tmp_path / "egoplan.png").is_file()
 
 
+def test_text_needles_are_read_wherever_they_are(tiny, work: Path, tmp_path: Path) -> None:
+    """A written word spliced at the start and the end of a haystack is answered with the word RapidOCR reads in the
+    needle's scene (the haystack has no writing), whatever the LM: the tiny one here."""
+    from videollm import ocr
+
+    if not ocr.available():
+        pytest.skip("RapidOCR is not installed")
+    niavh = suite.run_niavh(tiny, tmp_path, work, multipliers=(1,), depths=(0.0, 1.0), needles=1, needle="text")
+    assert niavh["needle"] == "text" and niavh["accuracy"] == [[1.0, 1.0]]
+    assert all(r["question"] == "what word was written on the screen?" for r in niavh["records"])
+    assert (tmp_path / "niavh-text.json").is_file() and (tmp_path / "niavh-text.png").is_file()
+
+
 @pytest.mark.slow
 def test_eval_captions_are_the_caption_commands(work: Path, capsys) -> None:
     """The evaluation scores exactly what ``videollm caption`` prints for the same video and the shipped model: same

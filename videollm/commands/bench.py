@@ -31,13 +31,16 @@ def register(sub) -> None:
                    help="generated videos and cached features (default: <out>/work)")
     p.add_argument("--lengths", default="1,8,32", help="niavh: haystack lengths in x training length (default 1,8,32)")
     p.add_argument("--depths", default="0,0.25,0.5,0.75,1", help="niavh: needle depths in [0, 1]")
+    p.add_argument("--needle", choices=("object", "text"), default="object",
+                   help="niavh: an object needle (its colour is asked) or a written word (read on screen with RapidOCR, "
+                        "as `ask --text` reads it)")
     p.add_argument("--seed", type=int, default=None, help="world seed (default 1000)")
 
 
 def bench(args) -> int:
     """Run a benchmark and write <out>/<name>.json + <out>/<name>.png.
 
-    niavh: an object needle (1 s, checkerboard) is spliced into held-out haystacks of several lengths at several
+    niavh: an object needle (1 s, checkerboard; --needle text: a written word) is spliced into held-out haystacks of several lengths at several
     depths; the needle question is answered after the whole video and scored against the truth (no judge model).
     egoplan: for each task, the progress video is watched and the 4 candidate next steps are ranked as the app's
     Planning tab ranks them (the LM's mean log-likelihood of each as the answer to the planning question for the
@@ -70,7 +73,7 @@ def bench(args) -> int:
         load_visdial(args.file, args.dense)  # a malformed file fails before the model loads
     model = load_eval_model(args)
     if args.what == "niavh":
-        payload = suite.run_niavh(model, out, work, lengths, depths, seed=seed)
+        payload = suite.run_niavh(model, out, work, lengths, depths, seed=seed, needle=args.needle)
     elif args.what == "visdial":
         payload = suite.run_visdial(model, out, work, args.file, args.items or 8, seed, args.images, args.dense,
                                     args.limit)

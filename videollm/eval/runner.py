@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -262,10 +263,14 @@ def ablated(model, variant: str) -> Iterator[None]:
 
 
 def needle_records(model, haystacks: Sequence[tuple[str, Case]], needles: Sequence[Case],
-                   depths: Sequence[float]) -> list[dict]:
+                   depths: Sequence[float], read_text: bool = False) -> list[dict]:
     """NIAVH by feature splicing: each needle clip's decoded features are inserted into each haystack's decoded
     features at the true scene boundary nearest to each depth (the vision encoder sees frames one at a time, so
-    this equals encoding the spliced video), then the needle question is asked after the whole video."""
+    this equals encoding the spliced video), then the needle question is asked after the whole video.
+
+    With ``read_text`` each scene of the spliced video also gets the text RapidOCR reads in its middle sampled
+    frame (taken from the haystack or needle file it came from; ``videollm.ocr``), as ``ask --text`` would."""
+    reader = _SplicedFrames() if read_text else None
     records = []
     for label, hay in haystacks:
         times = hay.features.times.numpy()
@@ -279,12 +284,49 @@ def needle_records(model, haystacks: Sequence[tuple[str, Case]], needles: Sequen
                 nt = needle.features.times.numpy()
                 keep = (nt >= info["start_time"]) & (nt < info["end_time"])
                 feats = _splice(hay.features, needle.features, torch.from_numpy(keep), at)
-                pred, scene = ask_video(model, watch(model, encoded_features(model, feats)), info["question"])
+                watched = watch(model, encoded_features(model, feats))
+                if reader is not None:
+                    sources = ([(hay.path, t) for t in times[:at]] + [(needle.path, t) for t in nt[keep]]
+                               + [(hay.path, t) for t in times[at:]])
+                    reader.attach(watched.state, sources)
+                pred, scene = ask_video(model, watched, info["question"])
                 records.append({"haystack": label, "depth": float(depth), "needle": needle.path.name,
                                 "question": info["question"], "answer": info["answer"], "predicted": pred,
                                 "scene_used": scene,
                                 "correct": float(answer_correct(pred, info["answer"]))})
+    if reader is not None:
+        reader.close()
     return records
+
+
+class _SplicedFrames:
+    """The text of each scene of a spliced video: its middle sample's frame, read from the file it came from
+    (each frame read once: the haystack's scenes recur across depths and needles)."""
+
+    def __init__(self) -> None:
+        self._readers: dict[Path, Any] = {}
+        self._texts: dict[tuple[Path, int], str] = {}
+
+    def attach(self, state, sources: Sequence[tuple[Path, float]]) -> None:
+        from videollm import ocr
+
+        texts = []
+        for seg in state.segments:
+            path, t = sources[ocr.keyframe(seg.start_frame, seg.end_frame)]
+            if path not in self._readers:
+                from videollm.io import open_video
+
+                self._readers[path] = open_video(path)
+            reader = self._readers[path]
+            index = max(0, int(np.searchsorted(reader.times, t + 1e-6)) - 1)  # the frame on screen at t
+            if (path, index) not in self._texts:
+                self._texts[(path, index)] = " ".join(ocr.read_frame(reader.read([index])[0]))
+            texts.append(self._texts[(path, index)])
+        ocr.attach(state, texts)
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
 
 
 def _splice(hay: VideoFeatures, needle: VideoFeatures, keep: Tensor, at: int) -> VideoFeatures:

@@ -97,23 +97,27 @@ def run_length(model, out: Path, work: Path, multipliers: Sequence[int] = (1, 8,
 
 def run_niavh(model, out: Path, work: Path, multipliers: Sequence[int] = (1, 8, 32),
               depths: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), needles: int = 4,
-              seed: int = EVAL_SEED) -> dict[str, Any]:
-    """Needle in a video haystack: accuracy over haystack length x needle depth."""
+              seed: int = EVAL_SEED, needle: str = "object") -> dict[str, Any]:
+    """Needle in a video haystack: accuracy over haystack length x needle depth. ``needle`` "object" asks the
+    colour of a still object; "text" asks the word written on screen, read from the scenes' frames by RapidOCR
+    (``videollm.ocr``) as ``ask --text`` reads them."""
     t0 = time.perf_counter()
     haystacks = [(f"{m}x", make_cases(model, work, f"videos-x{m}-s{seed}", 1, seed, TRAIN_SCENES * m)[0])
                  for m in multipliers]
-    needle_cases = make_cases(model, work, f"needles-s{seed}", needles, seed, 1, kind="needle", needle="object",
+    name = "needles" if needle == "object" else f"needles-{needle}"
+    needle_cases = make_cases(model, work, f"{name}-s{seed}", needles, seed, 1, kind="needle", needle=needle,
                               needle_depth=0.0, haystack_seconds=2.0)
-    records = needle_records(model, haystacks, needle_cases, depths)
+    records = needle_records(model, haystacks, needle_cases, depths, read_text=needle == "text")
     grid = [[float(np.mean([r["correct"] for r in records if r["haystack"] == h and r["depth"] == d]))
              for d in depths] for h, _ in haystacks]
-    payload = {"eval": "niavh", "seed": seed, "heldout": True, "haystacks": [h for h, _ in haystacks],
+    payload = {"eval": "niavh", "needle": needle, "seed": seed, "heldout": True, "haystacks": [h for h, _ in haystacks],
                "haystack_seconds": [c.truth["duration"] for _, c in haystacks], "depths": list(depths),
                "accuracy": grid, "overall": float(np.mean([r["correct"] for r in records])),
                "seconds": time.perf_counter() - t0, "records": records}
-    _write(out, "niavh", payload)
-    plots.heatmap(grid, [h for h, _ in haystacks], [f"{d:.2f}" for d in depths], out / "niavh.png",
-                  "needle in a video haystack (object needle)", "needle depth", "haystack (x training length)")
+    stem = "niavh" if needle == "object" else f"niavh-{needle}"
+    _write(out, stem, payload)
+    plots.heatmap(grid, [h for h, _ in haystacks], [f"{d:.2f}" for d in depths], out / f"{stem}.png",
+                  f"needle in a video haystack ({needle} needle)", "needle depth", "haystack (x training length)")
     return payload
 
 
