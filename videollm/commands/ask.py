@@ -18,7 +18,7 @@ def add_memory_args(p: argparse.ArgumentParser) -> None:
                    help="when given a video, also save its memory here for later questions")
     p.add_argument("--max-new-tokens", type=int, default=128, help="answer length bound in tokens (default 128)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 for greedy answers (default), else sampling")
-    add_signal_args(p)
+    common.add_signal_args(p)
     common.add_model_args(p)
 
 
@@ -37,15 +37,6 @@ def open_video_memory(args: argparse.Namespace):
     if args.save_memory and not from_memory:
         save_memory(state, args.save_memory)
     return model, state
-
-
-def add_signal_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--speech", action=argparse.BooleanOptionalAction, default=None,
-                        help="transcribe the video's speech into the memory (default: on when faster-whisper and "
-                             "the Whisper weight packages are installed); a saved memory keeps what it has")
-    parser.add_argument("--text", action=argparse.BooleanOptionalAction, default=None,
-                        help="read each scene's on-screen text from its middle frame (RapidOCR; off by default: "
-                             "about a second a scene)")
 
 
 def add_signals(state, args: argparse.Namespace) -> None:

@@ -38,12 +38,7 @@ def register(sub) -> None:
                         "to summarise: its 'summary' repeats the last scene's caption)")
     # Accepted for scripts written when the summary was on by default.
     p.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--speech", action=argparse.BooleanOptionalAction, default=None,
-                   help="transcribe each video's speech into its scenes (JSON \"speech\" and \"words\"; default: on "
-                        "when faster-whisper and the Whisper weight packages are installed)")
-    p.add_argument("--text", action=argparse.BooleanOptionalAction, default=None,
-                   help="read each scene's on-screen text from its middle frame (JSON \"text\"; default: on when "
-                        "RapidOCR is installed)")
+    common.add_signal_args(p)
     p.add_argument("--subtitles", choices=("captions", "speech", "both"), default="captions",
                    help="what the SRT/VTT cues carry (default captions; speech and both need --speech)")
     p.add_argument("--save-memory", action="store_true",

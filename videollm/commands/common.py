@@ -10,6 +10,18 @@ from videollm.errors import UsageError
 DTYPE_CHOICES = ("float32", "bfloat16")
 
 
+def add_signal_args(parser: argparse.ArgumentParser) -> None:
+    """``--speech`` / ``--text``: what besides frames goes into a watched video's memory (``caption``, ``ask``,
+    ``chat``, ``search``)."""
+    parser.add_argument("--speech", action=argparse.BooleanOptionalAction, default=None,
+                        help="transcribe the speech of a video with sound into its scenes (caption JSON \"speech\" "
+                             "and \"words\"; default: on when faster-whisper and the Whisper weight packages are "
+                             "installed); a saved memory keeps what it has")
+    parser.add_argument("--text", action=argparse.BooleanOptionalAction, default=None,
+                        help="read each scene's on-screen text from its middle frame (caption JSON \"text\"; "
+                             "RapidOCR; off by default: about a third of a second a scene)")
+
+
 def add_model_args(p: argparse.ArgumentParser, fps: bool = True) -> None:
     """Add --model/--device/--dtype (and --fps) to a subcommand parser."""
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR_OR_PRESET",

@@ -7,8 +7,8 @@ import json
 import sys
 
 from videollm.cli import add_command
-from videollm.commands.ask import add_signal_args, open_video_memory
-from videollm.commands.common import add_model_args
+from videollm.commands.ask import open_video_memory
+from videollm.commands.common import add_model_args, add_signal_args
 from videollm.commands.scenes import positive_int
 from videollm.errors import UsageError
 
