@@ -112,24 +112,21 @@ class VideoLLM(nn.Module):
         from videollm.lm import load_lm
         from videollm.vision import build_vision_encoder
 
-        from videollm.official import is_videollamb_dir
-
         weights = release = None
         if not isinstance(source, ModelConfig):
             source = resolve_model(source)
         if isinstance(source, ModelConfig):
             config = source
-        elif isinstance(source, Path) and is_videollamb_dir(source):  # a VideoLLaMB release in its own layout
-            config, release = ModelConfig.load(source), source
         elif isinstance(source, Path):
-            config = ModelConfig.load(source)
+            config = ModelConfig.load(source)  # a VideoLLaMB release directory gives the videollamb-official config
+        else:
+            config = ModelConfig.preset(source)
+        if config.vision.backend == "videollamb" and config.vision.pretrained:
+            release = Path(config.vision.pretrained)  # a VideoLLaMB release: its bridge weights are in its shards
+        elif isinstance(source, Path):
             weights = source / WEIGHTS_NAME
             if not weights.is_file():
                 raise ModelError(f"{source}: checkpoint has config.json but no {WEIGHTS_NAME}")
-        else:
-            config = ModelConfig.preset(source)
-        if release is None and config.vision.backend == "videollamb" and config.vision.pretrained:
-            release = Path(config.vision.pretrained)  # the videollamb-official preset: bridge weights of the release
         lm, tokenizer = load_lm(config.lm, device=device, dtype=dtype)
         vision = build_vision_encoder(config.vision, device=device, dtype=dtype) if load_vision else None
         model = cls(config, lm, tokenizer, vision)

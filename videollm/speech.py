@@ -171,14 +171,18 @@ def scene_of(state, time: float) -> int:
     return max(0, len(segments) - 1)
 
 
+def words_in(words: Sequence[Word], start: float, end: float, last: bool = False) -> list[Word]:
+    """The words of the scene [start, end): those whose midpoint lies in it; the ``last`` scene also takes the words
+    the sound track runs past its end."""
+    return [w for w in words if start <= w.middle and (w.middle < end or last)]
+
+
 def scene_words(state, words: Sequence[Word] | None = None) -> list[list[Word]]:
-    """The words of each scene (by each word's midpoint)."""
-    words = words_of(state) if words is None else words
-    out: list[list[Word]] = [[] for _ in state.segments]
-    for w in words or ():
-        if out:
-            out[scene_of(state, w.middle)].append(w)
-    return out
+    """The words of each scene (``words_in``)."""
+    words = (words_of(state) if words is None else words) or []
+    segments = state.segments
+    return [words_in(words, 0.0 if i == 0 else seg.start_time, seg.end_time, i == len(segments) - 1)
+            for i, seg in enumerate(segments)]
 
 
 def text_of(words: Sequence[Word]) -> str:

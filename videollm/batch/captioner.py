@@ -163,9 +163,8 @@ def _caption_scenes(session, video: str, words, reader, emit) -> tuple[list[dict
     for scene in session:
         row = {"video": video, "start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption}
         if words is not None:
-            # The last scene (it ends at the video's duration) also takes words the audio runs past it.
             last = scene.end >= float(session.state.extra.get("duration") or float("inf")) - 1e-6
-            said = [w for w in words if scene.start <= w.middle and (w.middle < scene.end or last)]
+            said = speech.words_in(words, scene.start, scene.end, last)
             row["speech"] = speech.text_of(said)
             row["words"] = [[w.start, w.end, w.text] for w in said]
         if reader is not None:

@@ -40,17 +40,14 @@ def open_video_memory(args: argparse.Namespace):
 
 
 def add_signals(state, args: argparse.Namespace) -> None:
-    """Transcribe the watched video's speech into ``state`` when the command has ``--speech`` (``search``) and it, or
-    its default, says so."""
-    from videollm import speech
+    """Add the watched video's speech and on-screen text to ``state`` as ``--speech`` / ``--text`` (or their
+    defaults) say."""
+    from videollm import ocr, speech
 
-    if hasattr(args, "speech") and speech.enabled(args.speech) and speech.has_audio(args.video):
+    if speech.enabled(args.speech) and speech.has_audio(args.video):
         speech.attach(state, speech.transcribe(args.video))
-    if getattr(args, "text", None):
-        from videollm import ocr
-
-        if ocr.enabled(True):
-            ocr.attach(state, ocr.read_scenes(state, args.video))
+    if ocr.enabled(args.text):
+        ocr.attach(state, ocr.read_scenes(state, args.video))
 
 
 def stream_answer(model, state, question: str, history, args: argparse.Namespace) -> str:

@@ -61,23 +61,16 @@ def search(args: argparse.Namespace) -> int:
         save_memory(state, args.save_memory)
     n = state.num_segments
     said = speech.find(state, args.query)
-    for hit in said[: args.top]:
-        if args.json:
-            sys.stdout.write(json.dumps({"said": hit.text, "start": hit.start, "end": hit.end,
-                                         "scene": hit.scene + 1, "scenes": n}, ensure_ascii=False) + "\n")
-        else:
-            sys.stdout.write(f"said {_clock(hit.start)}–{_clock(hit.end)} (scene {hit.scene + 1} of {n}): "
-                             f"\"{hit.text}\"\n")
     written = ocr.find(state, args.query)
-    for hit in written[: args.top]:
-        seg = state.segments[hit.scene]
+    spans = [("said", h.text, h.start, h.end, h.scene) for h in said[: args.top]]
+    spans += [("written", h.text, round(state.segments[h.scene].start_time, 3),
+               round(state.segments[h.scene].end_time, 3), h.scene) for h in written[: args.top]]
+    for how, text, start, end, scene in spans:
         if args.json:
-            sys.stdout.write(json.dumps({"written": hit.text, "start": round(seg.start_time, 3),
-                                         "end": round(seg.end_time, 3), "scene": hit.scene + 1, "scenes": n},
+            sys.stdout.write(json.dumps({how: text, "start": start, "end": end, "scene": scene + 1, "scenes": n},
                                         ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write(f"written {_clock(seg.start_time)}–{_clock(seg.end_time)} (scene {hit.scene + 1} of "
-                             f"{n}): \"{hit.text}\"\n")
+            sys.stdout.write(f"{how} {_clock(start)}–{_clock(end)} (scene {scene + 1} of {n}): \"{text}\"\n")
     if not ranked:
         if not said and not written:
             print(f"videollm: no scene matches {args.query!r}", file=sys.stderr)
