@@ -99,12 +99,11 @@ class ModelConfig:
     def load(cls, path: str | os.PathLike) -> ModelConfig:
         """Read a ``config.json`` file, or the one inside a checkpoint directory."""
         path = Path(path)
-        from videollm.official import is_videollamb_dir
+        from videollm.official import reader_for
 
-        if path.is_dir() and is_videollamb_dir(path):  # a VideoLLaMB release, read in its own layout
-            from videollm.official.videollamb import model_config
-
-            return model_config(path)
+        reader = reader_for(path) if path.is_dir() else None
+        if reader is not None:  # a VideoLLaMB release or a vision-language model, read in its own layout
+            return reader.model_config(path)
         return cls.from_dict(read_json(path / CONFIG_NAME if path.is_dir() else path, "model config", ModelError))
 
     @classmethod

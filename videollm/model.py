@@ -110,6 +110,7 @@ class VideoLLM(nn.Module):
             load_vision: False skips the vision tower (features precomputed or a saved memory is used).
         """
         from videollm.lm import load_lm
+        from videollm.official import reader_for
         from videollm.vision import build_vision_encoder
 
         weights = release = None
@@ -123,6 +124,8 @@ class VideoLLM(nn.Module):
             config = ModelConfig.preset(source)
         if config.vision.backend == "videollamb" and config.vision.pretrained:
             release = Path(config.vision.pretrained)  # a VideoLLaMB release: its bridge weights are in its shards
+        elif isinstance(source, Path) and reader_for(source) is not None:
+            release = source  # a vision-language model read as a backbone: its own connector's extras, if any
         elif isinstance(source, Path):
             weights = source / WEIGHTS_NAME
             if not weights.is_file():
@@ -133,9 +136,7 @@ class VideoLLM(nn.Module):
         if weights is not None:
             model.load_trained(weights)
         if release is not None:
-            from videollm.official.videollamb import bridge_tensors
-
-            model.load_trained_tensors(bridge_tensors(release), str(release))
+            model.load_trained_tensors(reader_for(release).bridge_tensors(release), str(release))
         return model.eval()
 
     def trained_state_dict(self) -> dict[str, Tensor]:
@@ -205,7 +206,7 @@ class VideoLLM(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.projector.parameters()).device
+        return self.bridge.initial_memory.device  # the projector may have no parameters (identity)
 
     @torch.inference_mode()
     def encode_frames(self, frames) -> tuple[Tensor, Tensor]:
@@ -286,7 +287,11 @@ class VideoLLM(nn.Module):
         """
         tokens, frame_mask = pad_segments(clips, self.config.bridge.max_frames_per_segment)
         out = self.bridge(tokens.to(self.device), frame_mask.to(self.device))
-        return self.projector(out.readout), out.readout_mask
+        visual = self.projector(out.readout)
+        mask = out.readout_mask
+        if visual.shape[1] > mask.shape[1]:  # the projector appended tokens (``end_token``): real in every clip
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], visual.shape[1] - mask.shape[1])], dim=1)
+        return visual, mask
 
     def project_state(self, state: BridgeState, at: int | None = None) -> Tensor:
         """Streaming path: the projected readout of a bridge state, (R, H); with ``at``, the readout as it was right
@@ -333,7 +338,8 @@ class VideoLLM(nn.Module):
 
     def num_visual_tokens(self, segment_lengths: Sequence[int]) -> int:
         """How many placeholders a clip with these segment lengths (frames) needs."""
-        return self.bridge.num_readout_tokens(len(segment_lengths), list(segment_lengths))
+        extra = int(self.config.projector.end_token)
+        return self.bridge.num_readout_tokens(len(segment_lengths), list(segment_lengths)) + extra
 
     # ------------------------------------------------------------------ language
 

@@ -41,7 +41,8 @@ class BridgeConfig(JsonConfig):
         vision_dim: width Dv of the vision features the bridge receives (LanguageBind ViT-L: 1024).
         width: bridge hidden width W. When it differs from ``vision_dim`` a Linear maps the features to W; when equal
             (published) the features enter unchanged.
-        layers: number of BERT-style bridge layers (published 1).
+        layers: number of BERT-style bridge layers (published 1). 0: no bridge layer, a segment's tokens pass
+            unchanged to the readout (a vision-language backbone's connector output, ``videollm.official.vlm``).
         heads: self-attention heads of a bridge layer (published 8).
         ffn: hidden size of the bridge layer's feed-forward block (published 4096).
         dropout: dropout on attention probabilities and on each residual branch (published 0.1).
@@ -88,7 +89,9 @@ class BridgeConfig(JsonConfig):
     temporal_diff: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("vision_dim", "width", "layers", "heads", "ffn", "memory_tokens", "pool",
+        if isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 0:
+            raise ModelError(f"bridge config: layers must be a non-negative integer, got {self.layers!r}")
+        for name in ("vision_dim", "width", "heads", "ffn", "memory_tokens", "pool",
                      "max_frames_per_segment", "retrieval_heads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -37,6 +37,10 @@ class LMConfig(JsonConfig):
             with the bridge and projector and saved in the same checkpoint; 0 (default) adds none.
         lora_alpha: LoRA scaling numerator (the update is scaled by ``lora_alpha / lora_rank``).
         lora_targets: names of the LM's linear modules that get adapters.
+        frame_tokens: when > 0, the visual tokens are read as frames of this many tokens, each written between
+            ``frame_open`` and ``frame_close`` in the prompt (a backbone family's own image markers, e.g. SmolVLM2's
+            ``<fake_token_around_image><global-img>``); 0 (default): one run of placeholders.
+        frame_open, frame_close: the text around each frame's placeholders.
     """
 
     _label: ClassVar[str] = "LMConfig"
@@ -49,6 +53,9 @@ class LMConfig(JsonConfig):
     lora_rank: int = 0
     lora_alpha: float = 16.0
     lora_targets: tuple[str, ...] = field(default=("q_proj", "v_proj"))
+    frame_tokens: int = 0
+    frame_open: str = ""
+    frame_close: str = ""
 
     def __post_init__(self) -> None:
         # JSON round-trips turn tuples into lists.
@@ -60,6 +67,8 @@ class LMConfig(JsonConfig):
             raise UsageError("LMConfig.lora_targets must name at least one module when lora_rank > 0")
         if self.dtype not in DTYPES:
             raise UsageError(f"LMConfig.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if isinstance(self.frame_tokens, bool) or not isinstance(self.frame_tokens, int) or self.frame_tokens < 0:
+            raise UsageError(f"LMConfig.frame_tokens must be a non-negative integer, got {self.frame_tokens!r}")
         if not self.source:
             raise UsageError("LMConfig.source is empty: give a local model directory, gguf:<file> or an alias")
         if not self.placeholder_token:

@@ -237,12 +237,11 @@ def load_lm(
 
     source = resolve_source(cfg.source)
     if source.kind == "hf":
-        from videollm.official import is_videollamb_dir
+        from videollm.official import reader_for
 
-        if is_videollamb_dir(source.path):  # the LM inside a VideoLLaMB release
-            from videollm.official.videollamb import load_lm as load_release_lm
-
-            model, tokenizer = load_release_lm(source.path, dtype if dtype is not None else getattr(torch, cfg.dtype))
+        reader = reader_for(source.path)
+        if reader is not None:  # the LM inside a VideoLLaMB release or a vision-language model
+            model, tokenizer = reader.load_lm(source.path, dtype if dtype is not None else getattr(torch, cfg.dtype))
             return _prepared(model, tokenizer, cfg, device)
     model_dir = source.path if source.kind == "hf" else convert_gguf(source.path, gguf_cache_path(source.path))
     dtype = dtype if dtype is not None else getattr(torch, cfg.dtype)

@@ -36,6 +36,7 @@ class Processor:
         markers: text markers a user message uses for its video / image.
         system_prompt: system message put first when a conversation has none (``None``: the chat
             template decides).
+        frame_tokens, frame_open, frame_close: per-frame layout of the placeholders (``LMConfig.frame_tokens``).
     """
 
     def __init__(
@@ -44,6 +45,9 @@ class Processor:
         placeholder_token: str = "<|vid_pad|>",
         markers: Sequence[str] = ("<video>", "<image>"),
         system_prompt: str | None = None,
+        frame_tokens: int = 0,
+        frame_open: str = "",
+        frame_close: str = "",
     ) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelError("the processor needs a fast (tokenizers-backed) tokenizer for offset mapping")
@@ -63,11 +67,15 @@ class Processor:
         self.pad_id: int = pad_id
         self.markers = tuple(markers)
         self.system_prompt = system_prompt
+        self.frame_tokens = frame_tokens
+        self.frame_open = frame_open
+        self.frame_close = frame_close
 
     @classmethod
     def from_config(cls, tokenizer: PreTrainedTokenizerBase, cfg: LMConfig) -> Processor:
         """Processor with the placeholder, markers and system prompt of ``cfg``."""
-        return cls(tokenizer, cfg.placeholder_token, cfg.markers, cfg.system_prompt)
+        return cls(tokenizer, cfg.placeholder_token, cfg.markers, cfg.system_prompt, cfg.frame_tokens,
+                   cfg.frame_open, cfg.frame_close)
 
     def count_markers(self, text: str) -> int:
         """Number of visual markers in ``text``."""
@@ -86,6 +94,10 @@ class Processor:
         if num_visual_tokens < 0:
             raise UsageError(f"num_visual_tokens must be >= 0, got {num_visual_tokens}")
         run = self.placeholder_token * num_visual_tokens
+        if self.frame_tokens and (self.frame_open or self.frame_close):
+            frames, rest = divmod(num_visual_tokens, self.frame_tokens)
+            frame = self.frame_open + self.placeholder_token * self.frame_tokens + self.frame_close
+            run = frame * frames + self.placeholder_token * rest
         for marker in self.markers:
             text = text.replace(marker, run)
         return text

