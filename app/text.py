@@ -19,6 +19,12 @@ carries a small **recurrent memory** from scene to scene through a memory bridge
 model through a projector. Each frame is decoded and encoded once; the memory of a video can be saved and loaded again,
 so questions about an already watched video need no vision compute.
 
+A video with sound is also transcribed (Whisper base, when the server has the speech extra), and with **Read
+on-screen text** ticked each scene's middle frame is read (RapidOCR): the scene table shows each scene's words said and
+text written beside its caption, questions such as "what is said in the scene with the red star?" or "what is written
+in the third scene?" are answered with them, and **Find scenes** finds where words are said or written — as
+`videollm caption`, `ask` and `search` do.
+
 ### What the embedded model knows — honestly
 
 The model this server runs by default is small and offline: DINOv2 ViT-S/14 sees, SmolLM2-135M-Instruct speaks, and

@@ -412,8 +412,7 @@ def read_answer(state: BridgeState, question: str, decision: Recalled) -> tuple[
         texts = ocr.texts_of(state)
         how, per_scene = "read", texts
     elif _SAID.search(question):
-        words = speech.words_of(state)
-        how, per_scene = "heard", None if words is None else [speech.text_of(w) for w in speech.scene_words(state)]
+        how, per_scene = "heard", speech.scene_texts(state)
     else:
         return None
     if not per_scene or not any(per_scene):

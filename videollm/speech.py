@@ -189,6 +189,12 @@ def text_of(words: Sequence[Word]) -> str:
     return " ".join(w.text for w in words)
 
 
+def scene_texts(state) -> list[str] | None:
+    """What is said in each scene (``scene_words`` joined), or None when the memory was watched without speech."""
+    words = words_of(state)
+    return None if words is None else [text_of(w) for w in scene_words(state, words)]
+
+
 _TOKEN = re.compile(r"[\w']+")
 
 

@@ -76,3 +76,62 @@ def corrupt_video(tmp_path: Path) -> Path:
     path = tmp_path / "corrupt.mp4"
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
     return path
+
+
+#: What ``talking_video`` says and when: (start second, sentence), in the 16.75 s, 4-scene sample video.
+SAID = [(1.0, "Please bring the quarterly report."), (10.5, "The budget is ready for review.")]
+
+
+@pytest.fixture(scope="session")
+def talking_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[float, str]]]:
+    """The first sample video with espeak-ng speaking ``SAID`` at their times, muxed in as an AAC track (as in
+    tests/test_speech.py), and ``SAID``; skipped without espeak-ng."""
+    import shutil
+    import subprocess
+    import wave
+
+    import av
+    import numpy as np
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); the speech video is synthesised")
+    folder = tmp_path_factory.mktemp("talking")
+    video = SAMPLES / "video" / "video_000000.mp4"
+    rate = 22050
+    track = np.zeros(int(16.75 * rate), np.int16)
+    for i, (start, text) in enumerate(SAID):
+        subprocess.run(["espeak-ng", "-w", str(folder / f"{i}.wav"), text], check=True)
+        with wave.open(str(folder / f"{i}.wav")) as w:
+            rate, pcm = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        lo = int(start * rate)
+        track[lo:lo + len(pcm)] = pcm[: len(track) - lo]
+    out = folder / "talk.mp4"
+    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
+        vin = src.streams.video[0]
+        vout = dst.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        aout = dst.add_stream("aac", rate=rate)
+        aout.layout = "mono"
+        for frame in src.decode(video=0):
+            dst.mux(vout.encode(frame.reformat(format="yuv420p")))
+        dst.mux(vout.encode())
+        for lo in range(0, len(track), 1024):
+            frame = av.AudioFrame.from_ndarray(track[None, lo:lo + 1024], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, lo
+            dst.mux(aout.encode(frame))
+        dst.mux(aout.encode())
+    return out, SAID
+
+
+@pytest.fixture(scope="session")
+def text_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A synthetic-world needle video (as in tests/test_ocr.py): one scene of a 12 s haystack shows a written word.
+    Returns the video and its needle's ground truth (``answer``: the word, ``question``, ``start_time``,
+    ``end_time``)."""
+    import json
+
+    from videollm.world import generate
+
+    (video,) = generate(tmp_path_factory.mktemp("written"), 1, seed=5, heldout=True, kind="needle",
+                        haystack_seconds=12.0, needle_depth=0.5)
+    return video, json.loads(video.with_suffix(".json").read_text())["needle"]

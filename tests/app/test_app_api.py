@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from videollm import ocr, speech
 from videollm.errors import UsageError, VideoError
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples" / "world"
@@ -39,13 +41,16 @@ def test_every_endpoint_is_published(client) -> None:
 def test_watch_then_chat_reuses_the_memory(client, app_server) -> None:
     from gradio_client import handle_file
 
-    status, timeline, gallery, plot, chat = client.predict(handle_file(str(VIDEO)), api_name="/watch")
-    assert "scenes in" in status and "Ask away" in status
+    status, timeline, gallery, plot, chat, table = client.predict(handle_file(str(VIDEO)), api_name="/watch")
+    assert "scenes in" in status and "Ask away" in status and "spoken" not in status  # a silent video
     assert len(gallery) >= 2 and timeline.count("vl-block") == len(gallery)
     assert all(Path(item["image"]).is_file() and " s · " in item["caption"] for item in gallery)
     assert gallery[0]["caption"].startswith("0.0–")
     assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert chat == []
+    # The scene table: a silent video, read without "Read on-screen text", has no speech or text column.
+    assert table["headers"] == ["Scene", "Start (s)", "End (s)", "Caption"]
+    assert [r[0] for r in table["data"]] == list(range(1, len(gallery) + 1)) and table["data"][0][1] == 0
 
     encoded = app_server.vision_calls[0]
     _, chat = client.predict("What appeared first?", api_name="/ask_video")
@@ -95,7 +100,7 @@ def test_live_captions_and_the_memory_round_trip(client, app_server) -> None:
 
     other = type(client)(app_server.url, verbose=False)
     encoded = app_server.vision_calls[0]
-    status, timeline, _, _, chat = other.predict(handle_file(memory_file), api_name="/load_memory")
+    status, timeline, _, _, chat, _ = other.predict(handle_file(memory_file), api_name="/load_memory")
     assert f"{len(rows)} scenes" in status and timeline.count("vl-block") == len(rows)
     _, chat = other.predict("What happened?", api_name="/ask_video")
     assert [r for r, _ in _texts(chat)] == ["user", "assistant"]
@@ -121,7 +126,8 @@ def test_find_scenes_ranks_the_scenes_whose_captions_hold_the_words(client, app_
     rows = client.predict("red circle", api_name="/find_scenes")["data"]
     # scenes 1 and 3 hold both words in one clause, scene 2 holds them in two: one word
     assert {r[0] for r in rows[:2]} == {1, 3} and rows[2][0] == 2 and len(rows) == 3
-    for number, start, end, caption in rows:
+    assert [r[4] for r in rows] == ["caption (2 words)", "caption (2 words)", "caption (1 word)"]
+    for number, start, end, caption, _ in rows:
         segment = state.segments[number - 1]
         assert (start, end) == (round(segment.start_time, 1), round(segment.end_time, 1))
         assert caption == written[number - 1]
@@ -254,3 +260,97 @@ def test_bad_audio_gets_a_clear_error(client, tmp_path: Path) -> None:
     # Music, not speech: made without espeak-ng, and the recogniser must still answer once bad uploads are behind it.
     status, _ = client.predict(handle_file(str(generated_clip("dance", tmp_path))), False, api_name="/speech")
     assert status.startswith("**Done:**"), "the server must keep working after bad uploads"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def _row_at(rows: list[list], second: float) -> list:
+    """The scene table's row whose span holds ``second``."""
+    return next(r for r in rows if r[1] <= second < r[2])
+
+
+@pytest.mark.skipif(not speech.available(), reason="faster-whisper / Whisper weights not installed")
+def test_spoken_words_show_in_their_scene_answer_chat_and_find_scenes(client, talking_video) -> None:
+    from gradio_client import handle_file
+
+    talking_video, SAID = talking_video  # noqa: N806 (the constant of the fixture)
+    status, timeline, gallery, _, _, table = client.predict(handle_file(str(talking_video)), api_name="/watch")
+    assert "spoken words heard" in status and "Ask away" in status
+    assert table["headers"] == ["Scene", "Start (s)", "End (s)", "Caption", "Speech"]  # no text: reading is off
+    rows = table["data"]
+    assert len(rows) == len(gallery) >= 3
+    first, budget = _row_at(rows, SAID[0][0] + 0.5), _row_at(rows, SAID[1][0] + 0.3)
+    # Whisper's exact wording may vary with the CPU: the sentence's key words, each in its own scene's row.
+    assert first[0] == 1 and {"bring", "quarterly", "report"} <= set(_words(first[4])), first
+    assert budget[0] > 1 and "budget" in _words(budget[4]) and "quarterly" not in _words(budget[4]), budget
+    assert all(r[4] == "" for r in rows if r[1] >= SAID[0][0] + 3 and r[2] <= SAID[1][0]), rows  # silent between
+    assert "said: “" in timeline and "quarterly" in timeline  # the timeline's tooltips carry them too
+
+    # Chat answers "what is said ..." with the recalled scene's words (recall.read_answer, as `videollm ask`).
+    _, chat = client.predict("What is said in the first scene?", api_name="/ask_video")
+    answer = _texts(chat)[-1][1]
+    assert answer.split("\n\n")[0] == first[4], answer  # the words the table shows for that scene
+    assert answer.endswith(f"*answered from the words said in scene 1 of {len(rows)} (0.0–{first[2]:.1f} s)*")
+    ordinal = ["first", "second", "third", "fourth", "fifth"][budget[0] - 1]
+    _, chat = client.predict(f"What is said in the {ordinal} scene?", api_name="/ask_video")
+    assert _texts(chat)[-1][1].split("\n\n")[0] == budget[4]
+
+    # Find scenes lists where the words are said, with their time, before any caption match.
+    found = client.predict("quarterly report", api_name="/find_scenes")["data"]
+    number, start, end, _, how = found[0]
+    assert number == 1 and how == "said “quarterly report”"
+    # "quarterly" is the 4th word of the sentence said from 1.0 s (about 2.3 s long): inside it, past its start.
+    assert SAID[0][0] + 0.3 <= start <= SAID[0][0] + 2.0 and start < end <= SAID[0][0] + 3.0, found[0]
+    number, start, _, _, how = client.predict("Budget", api_name="/find_scenes")["data"][0]
+    assert (number, how) == (budget[0], "said “budget”") and SAID[1][0] <= start <= SAID[1][0] + 1.5
+
+
+@pytest.mark.skipif(not ocr.available(), reason="RapidOCR is not installed (see videollm.ocr.INSTALL)")
+def test_on_screen_text_shows_when_reading_is_on(client, text_video) -> None:
+    from gradio_client import handle_file
+
+    video, needle = text_video
+    word = needle["answer"]
+    *_, table = client.predict(handle_file(str(video)), api_name="/watch")  # off by default, as `--text`
+    assert table["headers"] == ["Scene", "Start (s)", "End (s)", "Caption"]
+    status, _, _, _, _, table = client.predict(handle_file(str(video)), True, api_name="/watch")
+    assert "Ask away" in status
+    assert table["headers"] == ["Scene", "Start (s)", "End (s)", "Caption", "On-screen text"]  # a silent video
+    rows = table["data"]
+    written = [r for r in rows if r[4]]
+    assert [r[4] for r in written] == [word], rows  # the needle's word, in its scene only
+    assert written[0][1] < needle["end_time"] and written[0][2] > needle["start_time"]
+
+    _, chat = client.predict(needle["question"], api_name="/ask_video")  # "what word was written on the screen?"
+    answer = _texts(chat)[-1][1]
+    assert answer.startswith(f"{word}\n\n*answered from the text read on screen in scene {written[0][0]} of "), answer
+    found = client.predict(word, api_name="/find_scenes")["data"]
+    assert found[0][0] == written[0][0] and found[0][4] == f"written “{word}”"
+    assert found[0][1:3] == written[0][1:3]
+
+
+def test_a_saved_memorys_speech_and_text_show_when_it_is_loaded(client, app_server, tmp_path) -> None:
+    from gradio_client import handle_file
+
+    from videollm import captioning
+    from videollm.memory import save_memory
+
+    state = captioning.open_memory(app_server.model, VIDEO)
+    last = state.segments[-1]
+    speech.attach(state, [speech.Word(0.5, 0.9, "hello"), speech.Word(1.0, 1.4, "there"),
+                          speech.Word(last.start_time + 0.1, last.start_time + 0.5, "goodbye")])
+    ocr.attach(state, ["EXIT"] + [""] * (state.num_segments - 1))
+    save_memory(state, tmp_path / "signals.memory.safetensors")
+    status, timeline, _, _, _, table = client.predict(handle_file(str(tmp_path / "signals.memory.safetensors")),
+                                                      api_name="/load_memory")
+    assert table["headers"] == ["Scene", "Start (s)", "End (s)", "Caption", "Speech", "On-screen text"]
+    rows = table["data"]
+    assert len(rows) == state.num_segments >= 2
+    assert rows[0][4:] == ["hello there", "EXIT"] and rows[-1][4:] == ["goodbye", ""]
+    assert all(r[4:] == ["", ""] for r in rows[1:-1])
+    _, chat = client.predict("What is written in the last scene?", api_name="/ask_video")  # the nearest with text
+    assert _texts(chat)[-1][1].startswith("EXIT\n\n*answered from the text read on screen in scene 1 of")
+    found = client.predict("goodbye", api_name="/find_scenes")["data"]
+    assert found[0][0] == len(rows) and found[0][4] == "said “goodbye”"

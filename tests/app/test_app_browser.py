@@ -31,6 +31,12 @@ pytestmark = [
 ]
 
 
+def _speech_available() -> bool:
+    from videollm import speech
+
+    return speech.available()
+
+
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("VIDEOLLM_SCREENSHOTS") or tmp_path / "screenshots")
@@ -118,6 +124,23 @@ def test_video_chat_in_the_browser(page, app_server, shots: Path, corrupt_video:
     assert "bridge and projector are not trained" in page.locator("#vl-about").inner_text()
     page.screenshot(path=str(shots / "05-about.png"), full_page=True)
     assert page.hosts <= {"127.0.0.1", "data", "blob"}, f"requests left the machine: {page.hosts}"
+
+
+@pytest.mark.skipif(not _speech_available(), reason="faster-whisper / Whisper weights not installed")
+def test_the_scene_table_shows_what_is_said(page, talking_video, shots: Path) -> None:
+    video, said = talking_video
+    assert page.get_by_role("checkbox", name="Read on-screen text").is_checked() is False  # off by default
+    page.locator("#vl-video input[type=file]").set_input_files(str(video))
+    page.locator("#vl-video video").wait_for()
+    page.get_by_role("button", name="Watch & caption").click()
+    page.get_by_text("Ask away").wait_for()
+    table = page.locator("#vl-scenes")
+    assert table.get_by_role("columnheader", name="Speech").count() >= 1
+    # The first scene's row carries the first sentence, beside its caption.
+    first_row = table.locator("[role=gridcell][data-row='0']")
+    assert "quarterly report" in " ".join(first_row.all_inner_texts()).lower(), first_row.all_inner_texts()
+    assert "budget" in table.inner_text().lower()
+    page.screenshot(path=str(shots / "05b-speech-table.png"), full_page=True)
 
 
 def test_planning_and_live_tabs_in_the_browser(page, shots: Path) -> None:
