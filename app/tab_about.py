@@ -35,4 +35,13 @@ def model_line(model_name: str) -> str:
         # A preset name means freshly initialised bridge and projector weights: say so rather than let users guess.
         return line + (" — a preset whose bridge and projector are **not trained**: its captions and answers are "
                        "noise. Load a trained checkpoint directory with `--model DIR`.")
+    from videollm.official import is_videollamb_dir, is_vlm_dir
+
+    if is_vlm_dir(model_name):
+        from videollm.official.vlm import family_of
+
+        return line + (f" — a {family_of(model_name).label} video language model as the backbone: it reads each "
+                       "scene's frames itself, so the notes on the embedded model above do not apply.")
+    if is_videollamb_dir(model_name):
+        return line + " — the published VideoLLaMB release."
     return line + " (a trained checkpoint directory)."

@@ -190,3 +190,12 @@ def test_a_directory_without_weights_or_of_another_family_is_refused(tmp_path, c
     assert reader_for(tmp_path) is None  # read as a videollm checkpoint, which it is not
     assert main(["caption", str(VIDEO), "--model", str(tmp_path)]) != 0
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_a_hub_id_says_how_to_download_it() -> None:
+    from videollm.config import resolve_model
+    from videollm.errors import UsageError
+
+    with pytest.raises(UsageError, match="huggingface-cli download HuggingFaceTB/SmolVLM2-256M-Video-Instruct "
+                                         "--local-dir models/SmolVLM2-256M-Video-Instruct"):
+        resolve_model("HuggingFaceTB/SmolVLM2-256M-Video-Instruct")

@@ -9,6 +9,7 @@ imports torch.
 from __future__ import annotations
 
 import os
+import re
 from importlib import util
 from pathlib import Path
 
@@ -77,6 +78,11 @@ def resolve_model(spec: str | os.PathLike) -> Path | str:
         return Path(spec)
     if str(spec) in preset_names():
         return str(spec)
+    hub_id = re.fullmatch(r"[\w.-]+/([\w.-]+)", str(spec))
+    if hub_id:  # a model hub id: nothing is fetched at run time, so say how to get it once
+        raise UsageError(f"--model {spec}: no such directory; videollm reads models from disk only: "
+                         f"huggingface-cli download {spec} --local-dir models/{hub_id.group(1)} "
+                         f"and then --model models/{hub_id.group(1)}")
     raise UsageError(f"--model {spec}: no such checkpoint directory or preset "
                      f"(presets: {', '.join(preset_names())})")
 
