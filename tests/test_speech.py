@@ -164,3 +164,27 @@ def test_speech_subtitles_need_speech(cached_model, capsys, tmp_path) -> None:
                              "--subtitles", "speech")
     assert code == 2
     assert err.count("\n") == 1 and "needs speech" in err
+
+
+@needs_whisper
+def test_stream_transcribes_each_scene_as_it_closes(cached_model, capsys, talking_video, tmp_path) -> None:
+    """``videollm stream`` on a file with sound: each scene's JSON line carries the words said in it, transcribed
+    when the scene closes (its audio alone), and the saved memory keeps them for search."""
+    memory = tmp_path / "talk.memory.safetensors"
+    code, out, err = _videollm(capsys, "stream", str(talking_video), "--save-memory", str(memory))
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert len(rows) >= 2 and all("speech" in r for r in rows)
+    heard = " ".join(r["speech"] for r in rows)
+    assert _wer(_words(" ".join(t for _, t in SAID)), _words(heard)) <= 0.25, heard
+    # Each sentence whole and once, in the scenes holding its words (the second crosses a cut).
+    assert "quarterly report" in rows[0]["speech"].lower() and rows[0]["start"] <= SAID[0][0]
+    assert sum(r["speech"].lower().count("review") for r in rows) == 1
+    code, out, err = _videollm(capsys, "search", str(memory), "quarterly report", "--json", "--no-speech")
+    said = [json.loads(line) for line in out.splitlines() if '"said"' in line]
+    assert code == 0 and len(said) == 1 and SAID[0][0] + 0.3 <= said[0]["start"] <= SAID[0][0] + 2.0, out
+
+
+def test_stream_from_a_live_source_refuses_speech(cached_model, capsys) -> None:
+    code, _, err = _videollm(capsys, "stream", "rtsp://127.0.0.1:9/none", "--speech")
+    assert code == 2 and "live source" in err and err.count("\n") == 1

@@ -136,13 +136,116 @@ def transcribe(path: str | os.PathLike, language: str | None = None) -> list[Wor
     model = load_whisper()
     segments, _ = model.transcribe(str(path), word_timestamps=True, language=language, beam_size=5,
                                    condition_on_previous_text=False)
+    return _words(segments)
+
+
+def _words(segments, offset: float = 0.0) -> list[Word]:
     words = []
     for segment in segments:
         for w in segment.words or ():
             text = w.word.strip()
             if text:
-                words.append(Word(round(float(w.start), 3), round(float(max(w.end, w.start)), 3), text))
+                start = offset + float(w.start)
+                words.append(Word(round(start, 3), round(max(offset + float(w.end), start), 3), text))
     return words
+
+
+class SceneListener:
+    """A file's speech transcribed scene by scene as a stream's scenes close (``videollm stream``).
+
+    The audio is decoded forward alongside the frames (16 kHz mono). When a scene closes, the sound not yet
+    transcribed, up to ``CONTEXT`` seconds past the cut, is transcribed, primed with the end of what was said before
+    and with voice activity detection, so that a silent scene gives no words (Whisper invents some on silence).
+    Only sound not yet transcribed is held. Words are timed in the video and kept in ``words`` for the memory.
+
+    Args:
+        path: a video file with an audio stream (``has_audio``).
+        language: a Whisper language code, or None to detect it per scene.
+    """
+
+    RATE = 16000
+    #: Seconds of sound heard on each side of a scene (a sentence across a cut is transcribed whole).
+    CONTEXT = 3.0
+    #: The end of what was said so far primes each scene's transcription (Whisper's own way across windows).
+    PROMPT_CHARS = 200
+    #: Speech ending this close to the heard edge may still be running: it waits for the next scene.
+    MARGIN = 0.5
+
+    def __init__(self, path: str | os.PathLike, language: str | None = None) -> None:
+        import av
+        import numpy as np
+
+        self._container = av.open(str(path))
+        self._frames = self._container.decode(self._container.streams.audio[0])
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.RATE)
+        self._buffer = np.zeros(0, np.float32)
+        self._start: float | None = None  # video time of the buffer's first sample
+        self._ended = False
+        self.language = language
+        self.words: list[Word] = []
+
+    def _fill(self, until: float) -> None:
+        import numpy as np
+
+        parts = [self._buffer]
+        held = len(self._buffer)
+        while not self._ended and (self._start is None or self._start + held / self.RATE < until):
+            frame = next(self._frames, None)
+            if frame is None:
+                self._ended = True
+            if self._start is None and frame is not None:
+                self._start = float(frame.time or 0.0)
+            for out in self._resampler.resample(frame):  # None flushes the resampler
+                samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                parts.append(samples)
+                held += len(samples)
+        self._buffer = np.concatenate(parts)
+
+    def scene(self, start: float, end: float, last: bool = False) -> list[Word]:
+        """The words of the scene [start, end) (by midpoint, as ``words_in``); ``last``: the stream has ended.
+
+        The sound not yet transcribed is heard up to ``CONTEXT`` seconds past the scene, and each stretch of speech
+        that ends before that edge is transcribed once, whole, and kept (a sentence across the cut is heard in one
+        piece; what is kept is never transcribed again). Speech still running at the edge waits for the next scene,
+        so a word of this scene inside a sentence that runs on for more than ``CONTEXT`` seconds reaches the memory
+        (``words``) but not this scene's line.
+        """
+        import bisect
+
+        edge = end + self.CONTEXT
+        self._fill(float("inf") if last else edge)
+        if self._start is not None and len(self._buffer) >= self.RATE // 4:
+            chunk = self._buffer if last else self._buffer[: max(0, int(round((edge - self._start) * self.RATE)))]
+            offset, chunk_end = self._start, self._start + len(chunk) / self.RATE
+            prompt = text_of(self.words)[-self.PROMPT_CHARS:] or None
+            segments, info = load_whisper().transcribe(chunk, word_timestamps=True, language=self.language,
+                                                       beam_size=5, condition_on_previous_text=False,
+                                                       vad_filter=True, initial_prompt=prompt)
+            done, pending = offset, False
+            for segment in segments:
+                if not (last or self._ended) and offset + segment.end > chunk_end - self.MARGIN:
+                    pending = True  # still being said at the edge: heard again, whole, with the next scene
+                    done = offset + segment.start
+                    break
+                self.words.extend(_words([segment], offset))
+                done = offset + segment.end
+            if not pending:
+                done = max(done, min(end, chunk_end))  # silence up to the cut is not heard again
+            if self.words and self.language is None:
+                self.language = info.language  # detected once, on the first scene with speech
+            drop = max(0, int(round((done - self._start) * self.RATE)))
+            self._buffer, self._start = self._buffer[drop:], self._start + drop / self.RATE
+        first = bisect.bisect_left(self.words, start, key=lambda w: w.middle)
+        return words_in(self.words[first:], start, end, last)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> SceneListener:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def attach(state, words: Sequence[Word]) -> None:

@@ -29,6 +29,7 @@ def register(sub) -> None:
                         "more is steadier, fewer is faster)")
     p.add_argument("--prompt", default=CAPTION, help=f"caption instruction (default {CAPTION!r})")
     p.add_argument("--max-new-tokens", type=int, default=32, help="caption length bound in tokens (default 32)")
+    common.add_signal_args(p)
     common.add_model_args(p)
 
 
@@ -38,6 +39,9 @@ def stream(args: argparse.Namespace) -> int:
     Each frame is decoded and encoded once; when the online SceneTiling confirms a cut, the finished scene goes
     through the memory bridge and its caption is printed at once as a JSON line
     {"start", "end", "caption", "latency"} (seconds; latency counts from the cut being confirmed to the caption).
+    From a file with sound, each scene's spoken words are transcribed as it closes and printed as "speech" (on when
+    faster-whisper and the Whisper weights are installed; --no-speech turns it off); --text reads each scene's
+    on-screen text ("text") from the file. Neither applies to webcams and network streams.
     Per-frame work stays flat however long the stream runs; memory grows only by what each scene leaves for
     questions and --save-memory (about 0.12 MB a scene with the shipped model).
 
@@ -53,6 +57,14 @@ def stream(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     if args.save_memory:
         check_writable(Path(args.save_memory).resolve().parent)  # told now, not when the stream ends
+    from videollm import ocr, speech
+
+    is_file = Path(str(args.source)).is_file()
+    if not is_file and (args.speech or args.text):
+        raise UsageError("--speech and --text read a video file's sound track and frames; "
+                         f"{args.source} is a live source")
+    hearing = is_file and speech.enabled(args.speech) and speech.has_audio(args.source)
+    reading = is_file and ocr.enabled(args.text)
     model = common.load_model(args)
     session = stream_captions(model, args.source, realtime=args.realtime, prompt=args.prompt, lag=args.lag,
                               max_new_tokens=args.max_new_tokens)
@@ -67,16 +79,32 @@ def stream(args: argparse.Namespace) -> int:
     # SIGTERM (a service manager stopping it) ends the stream as the first Ctrl-C does: memory saved, exit 0.
     previous = [signal.signal(sig, on_interrupt) for sig in STOP_SIGNALS] if in_main else None
     print(f"videollm: streaming {args.source} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    listener = speech.SceneListener(args.source) if hearing else None
+    reader = ocr.SceneReader(args.source) if reading else None
+    texts: list[str] = []
     try:
         for scene in session:
             row = {"start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption,
                    "latency": round(scene.latency, 3)}
+            if listener is not None:
+                row["speech"] = speech.text_of(listener.scene(scene.start, scene.end))
+            if reader is not None:
+                seg = session.state.segments[scene.index]
+                texts.append(reader.text(seg.start_frame, seg.end_frame))
+                row["text"] = texts[-1]
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
             sys.stdout.flush()
     finally:
         if in_main:
             for sig, handler in zip(STOP_SIGNALS, previous, strict=True):
                 signal.signal(sig, handler)
+        for source in (listener, reader):
+            if source is not None:
+                source.close()
+    if listener is not None:
+        speech.attach(session.state, listener.words)
+    if reader is not None:
+        ocr.attach(session.state, texts)
     if args.save_memory:
         session.save_memory(args.save_memory)
         print(f"videollm: memory of {len(session.captions)} scenes saved to {args.save_memory}", file=sys.stderr)
