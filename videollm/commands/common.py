@@ -25,8 +25,9 @@ def add_signal_args(parser: argparse.ArgumentParser) -> None:
 def add_model_args(p: argparse.ArgumentParser, fps: bool = True) -> None:
     """Add --model/--device/--dtype (and --fps) to a subcommand parser."""
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR_OR_PRESET",
-                   help="checkpoint directory (config.json + safetensors) or preset name (tiny, embedded, videollamb-7b); "
-                        "default: the shipped embedded checkpoint")
+                   help="checkpoint directory (config.json + safetensors), a downloaded SmolVLM2 / LLaVA-OneVision "
+                        "or VideoLLaMB directory, or a preset name (tiny, embedded, videollamb-7b); default: the "
+                        "shipped embedded checkpoint")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--dtype", default="float32", choices=DTYPE_CHOICES,
                    help="compute dtype of the vision encoder and LM (bfloat16 helps on GPUs and CPUs with AVX-512 BF16 or AMX; on AVX2-only CPUs it is several times slower)")
