@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -9,12 +10,12 @@ from pathlib import Path
 from videollm.cli import add_command
 from videollm.commands.common import add_model_args
 
-EVALS = ("captions", "qa", "length", "ablation", "all", "lmms-tasks")
+EVALS = ("captions", "qa", "length", "ablation", "cross", "all", "lmms-tasks")
 
 
 def register(sub) -> None:
     p = add_command(sub, "eval", evaluate)
-    p.add_argument("what", choices=EVALS, help="which evaluation (all: every eval and both benchmarks; lmms-tasks: "
+    p.add_argument("what", choices=EVALS, help="which evaluation (all: every eval but cross, and both benchmarks; lmms-tasks: "
                                                "write the qa, egoplan, visdial and needle items as lmms-eval tasks to --out)")
     add_model_args(p, fps=False)
     p.add_argument("--out", default="runs/eval", metavar="DIR", help="where JSON + PNG go (default runs/eval)")
@@ -22,6 +23,27 @@ def register(sub) -> None:
                    help="generated videos and cached features (default: <out>/work)")
     p.add_argument("--videos", type=int, default=8, help="held-out videos of training length (default 8)")
     p.add_argument("--seed", type=int, default=None, help="world seed of the evaluation videos (default 1000)")
+    p.add_argument("--lengths", type=int_list, default=(1, 8, 32), metavar="M,M,...",
+                   help="cross: video lengths, multiples of the training length (default 1,8,32)")
+    p.add_argument("--length-videos", type=int_list, default=None, metavar="N,N,...",
+                   help="cross: videos at each of --lengths (default: --videos at each)")
+    p.add_argument("--variants", type=str_list, default=None, metavar="V,V,...",
+                   help="cross: ablation variants (default full,no_memory,no_retrieval,no_recall,uniform_segments)")
+    p.add_argument("--per-type", type=int, default=4, help="cross: questions of each type a video (default 4)")
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"need integers >= 1, got {text!r}")
+    return values
+
+
+def str_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def evaluate(args) -> int:
@@ -31,7 +53,10 @@ def evaluate(args) -> int:
     qa: accuracy by question type (attribute, counting, temporal, first_last) after the whole video.
     length: the same questions on videos 1x, 8x and 32x the training length.
     ablation: the same weights with memory, retrieval, SceneTiling or the readout mode switched.
-    all: every evaluation plus `bench niavh` and `bench egoplan`.
+    cross: questions that span scenes (order, scene_count, state_change, after_exit) by type at --lengths, for each
+    of --variants (full, no_memory, no_retrieval, no_recall, uniform_segments); also writes <out>/cross.md, the
+    table with item counts.
+    all: every evaluation but cross, plus `bench niavh` and `bench egoplan`.
     Each writes <out>/<name>.json and <out>/<name>.png; videos are real H.264 files decoded like user videos.
     lmms-tasks: no model runs; the items of qa, egoplan and `bench visdial`, and 8 needle videos (60 s held-out
     haystacks), are written to <out> as lmms-eval tasks (YAML + JSONL) for `python -m lmms_eval --model videollm
@@ -47,6 +72,8 @@ def evaluate(args) -> int:
             print(path)
         return 0
 
+    if args.what == "cross":
+        cross_plan(args)
     model = load_eval_model(args)
     out = Path(args.out)
     work = Path(args.work) if args.work else out / "work"
@@ -56,10 +83,11 @@ def evaluate(args) -> int:
         "qa": lambda: suite.run_qa(model, out, work, args.videos, seed),
         "length": lambda: suite.run_length(model, out, work, videos=(args.videos, 4, 4), seed=seed),
         "ablation": lambda: suite.run_ablation(model, out, work, min(args.videos, 4), seed=seed),
+        "cross": lambda: run_cross(args, model, out, work, seed),
         "niavh": lambda: suite.run_niavh(model, out, work, seed=seed),
         "egoplan": lambda: suite.run_egoplan(model, out, work, seed=seed),
     }
-    names = list(runs) if args.what == "all" else [args.what]
+    names = [n for n in runs if n != "cross"] if args.what == "all" else [args.what]
     summary = {}
     for name in names:
         payload = runs[name]()
@@ -68,6 +96,30 @@ def evaluate(args) -> int:
     if args.what == "all":
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return 0
+
+
+def cross_plan(args) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Videos at each length and the variants of `eval cross`, checked before any model loads."""
+    from videollm.errors import UsageError
+    from videollm.eval.runner import ABLATIONS
+    from videollm.eval.suite import CROSS_VARIANTS
+
+    videos = tuple(args.length_videos or (args.videos,) * len(args.lengths))
+    if len(videos) != len(args.lengths):
+        raise UsageError(f"--length-videos gives {len(videos)} counts for {len(args.lengths)} --lengths")
+    variants = tuple(args.variants or CROSS_VARIANTS)
+    if unknown := [v for v in variants if v not in ABLATIONS]:
+        raise UsageError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(ABLATIONS)}")
+    return videos, variants
+
+
+def run_cross(args, model, out: Path, work: Path, seed: int) -> dict:
+    from videollm.eval import suite
+
+    videos, variants = cross_plan(args)
+    payload = suite.run_cross(model, out, work, args.lengths, videos, seed, variants, args.per_type)
+    print((out / "cross.md").read_text(encoding="utf-8"), end="")
+    return payload
 
 
 def load_eval_model(args):
@@ -86,6 +138,8 @@ def headline(payload: dict) -> dict:
         return {k: round(v, 3) for k, v in payload["accuracy"].items()}
     if kind == "length":
         return {row: round(v["all"], 3) for row, v in payload["accuracy"].items()}
+    if kind == "cross":
+        return {v: {row: round(accs["all"], 3) for row, accs in rows.items()} for v, rows in payload["accuracy"].items()}
     if kind == "niavh":
         return {"overall": round(payload["overall"], 3)}
     if kind == "egoplan":

@@ -6,7 +6,9 @@ H.264 MP4 files and decoded like any user video; their vision features are cache
 (``videollm.feature_cache``), so ablations and repeated runs reuse them. Everything else is the product's path:
 videos are watched by ``videollm.memory.watch``, scenes captioned by ``videollm.captioning.caption_video`` (the
 function ``videollm caption`` runs, same prompt and token bound) and questions answered by ``videollm.recall``
-(as ``videollm ask``). Objects are always drawn from the held-out
+(as ``videollm ask``). One product rule is bypassed: no caption or answer is withheld for a scene the model does
+not recognise (``videollm.ood``), so the figures measure the model itself (``benchmarks/ood.py`` measures the
+rule, and finds every scene of these videos recognised). Objects are always drawn from the held-out
 shape x colour x motion split (``heldout=True``), which training never sees.
 """
 
@@ -18,7 +20,7 @@ import functools
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,10 +160,11 @@ def encoded_features(model, features: VideoFeatures) -> EncodedVideo:
 
 def watch(model, video: EncodedVideo) -> Watched:
     """Watch a video as the product does (``videollm.memory.watch``, offline SceneTiling) and keep the projected
-    readout after every scene."""
+    readout after every scene. Scenes are not judged for being recognised (``recognise=False``): the evaluation
+    measures what the model answers, never what the product withholds (``videollm.ood``)."""
     spans, visuals = [], []
     event: SceneEvent | None = None
-    for event in watch_video(model, video):
+    for event in watch_video(model, video, recognise=False):
         spans.append((event.start, event.end))
         visuals.append(model.project_state(event.state))
     return Watched(spans, visuals, event.state if event is not None else None)
@@ -184,7 +187,7 @@ def caption_records(model, cases: Sequence[Case]) -> list[dict]:
     overlaps most, and attribute scores."""
     records = []
     for case in cases:
-        scenes = caption_video(model, case.path, encoded=case.video).run()
+        scenes = caption_video(model, case.path, encoded=case.video, recognise=False).run()
         spans = [(scene.start, scene.end) for scene in scenes]
         truth_spans = [(s["start_time"], s["end_time"]) for s in case.truth["scenes"]]
         for scene, true_index in zip(scenes, overlap_assign(spans, truth_spans), strict=True):
@@ -204,10 +207,14 @@ def summarize_captions(records: Sequence[dict]) -> dict[str, float]:
     return out
 
 
-def select_questions(truth: dict, per_type: int) -> list[dict]:
-    """Up to ``per_type`` questions of each type, spread evenly over the video's list (deterministic)."""
+def select_questions(truth: dict, per_type: int, questions: Callable[[dict], list[dict]] | None = None
+                     ) -> list[dict]:
+    """Up to ``per_type`` questions of each type, spread evenly over the video's list (deterministic).
+
+    ``questions`` maps the truth to its question list (default: ``truth["qa"]``; ``cross_questions`` for the
+    cross-scene types)."""
     by_type: dict[str, list[dict]] = {}
-    for qa in truth["qa"]:
+    for qa in truth["qa"] if questions is None else questions(truth):
         by_type.setdefault(qa["type"], []).append(qa)
     picked = []
     for items in by_type.values():
@@ -216,12 +223,23 @@ def select_questions(truth: dict, per_type: int) -> list[dict]:
     return picked
 
 
-def qa_records(model, cases: Sequence[Case], per_type: int = 3) -> list[dict]:
-    """Answers to ground-truth questions after the whole video (recalling the scene asked about, see ``ask_video``)."""
+def cross_questions(truth: dict) -> list[dict]:
+    """The cross-scene questions of a video (``videollm.world.truth.cross_scene_qa``), from the spec its truth
+    records: ground-truth files written before those types existed get them too."""
+    from videollm.world import VideoSpec
+    from videollm.world.truth import cross_scene_qa
+
+    return cross_scene_qa(VideoSpec.from_dict(truth["spec"]))
+
+
+def qa_records(model, cases: Sequence[Case], per_type: int = 3,
+               questions: Callable[[dict], list[dict]] | None = None) -> list[dict]:
+    """Answers to ground-truth questions after the whole video (recalling the scene asked about, see ``ask_video``).
+    ``questions``: as in ``select_questions`` (default: the video's ``qa``)."""
     records = []
     for case in cases:
         watched = watch(model, case.video)
-        for qa in select_questions(case.truth, per_type):
+        for qa in select_questions(case.truth, per_type, questions):
             pred, scene = ask_video(model, watched, qa["question"])
             records.append({"video": case.path.name, "type": qa["type"], "question": qa["question"],
                             "answer": qa["answer"], "predicted": pred, "scene_used": scene,
@@ -407,6 +425,7 @@ __all__ = [
     "ablated",
     "ask_video",
     "caption_records",
+    "cross_questions",
     "egoplan_question",
     "egoplan_records",
     "feature_cache",

@@ -24,6 +24,7 @@ from videollm.eval.runner import (
     TRAIN_SCENES,
     ablated,
     caption_records,
+    cross_questions,
     egoplan_records,
     feature_cache,
     make_cases,
@@ -35,6 +36,7 @@ from videollm.eval.runner import (
 
 EVAL_SEED = 1000
 CAPTION_TARGET = 0.9
+CROSS_VARIANTS: tuple[str, ...] = ("full", "no_memory", "no_retrieval", "no_recall", "uniform_segments")
 
 
 def _write(out: Path, name: str, payload: dict[str, Any]) -> Path:
@@ -203,3 +205,78 @@ def run_ablation(model, out: Path, work: Path, n: int = 4, long_videos: int = 1,
     plots.heatmap([[table[v].get(c, float("nan")) for c in cols] for v in variants], list(variants), cols,
                   out / "ablation.png", "ablations (same weights, switch flipped)", "metric", "variant")
     return payload
+
+
+def run_cross(model, out: Path, work: Path, multipliers: Sequence[int] = (1, 8, 32),
+              videos: Sequence[int] = (8, 2, 1), seed: int = EVAL_SEED,
+              variants: Sequence[str] = CROSS_VARIANTS, per_type: int = 4) -> dict[str, Any]:
+    """Cross-scene questions (``videollm.world.truth.cross_scene_qa``: order, scene_count, state_change,
+    after_exit) by type, on held-out videos ``multipliers`` x the training length, for each ablation ``variants``
+    (same weights, one switch flipped, ``runner.ablated``). Every variant answers the same questions of the same
+    videos through the product's path. Writes ``cross.json``, ``cross.md`` (the table, with item counts) and
+    ``cross.png``.
+
+    Returns:
+        The payload: ``accuracy[variant][f"{m}x"][type]`` (type "all" too), ``questions[f"{m}x"][type]`` (items
+        per cell, the same for every variant), ``majority[f"{m}x"][type]`` (accuracy of always giving the type's
+        commonest answer at that length, chosen in hindsight), ``seconds[variant]`` and the records.
+    """
+    t0 = time.perf_counter()
+    cases = {f"{m}x": make_cases(model, work, f"videos-x{m}-s{seed}", n, seed, TRAIN_SCENES * m)
+             for m, n in zip(multipliers, videos, strict=True)}
+    records: dict[str, dict[str, list[dict]]] = {}
+    seconds: dict[str, float] = {}
+    for variant in variants:
+        t1 = time.perf_counter()
+        with ablated(model, variant):
+            records[variant] = {row: qa_records(model, cs, per_type, cross_questions) for row, cs in cases.items()}
+        seconds[variant] = time.perf_counter() - t1
+        # Written after every variant, so a run stopped part way keeps the variants it finished.
+        payload = _cross_payload(records, seconds, multipliers, videos, seed, per_type, time.perf_counter() - t0)
+        _write(out, "cross", payload)
+        (out / "cross.md").write_text(cross_table(payload), encoding="utf-8")
+    questions, accuracy = payload["questions"], payload["accuracy"]
+    cols = [f"{row} {t}" for row in questions for t in questions[row]]
+    plots.heatmap([[accuracy[v][row].get(t, float("nan")) for row in questions for t in questions[row]]
+                   for v in variants], list(variants), cols, out / "cross.png",
+                  "cross-scene questions by type and length", "length, type", "variant")
+    return payload
+
+
+def _cross_payload(records: dict[str, dict[str, list[dict]]], seconds: dict[str, float], multipliers: Sequence[int],
+                   videos: Sequence[int], seed: int, per_type: int, total: float) -> dict[str, Any]:
+    variants = list(records)
+    first = records[variants[0]]
+    questions = {row: {t: sum(r["type"] == t for r in recs) for t in sorted({r["type"] for r in recs})}
+                 | {"all": len(recs)} for row, recs in first.items()}
+    return {"eval": "cross", "seed": seed, "heldout": True, "train_scenes": TRAIN_SCENES,
+            "multipliers": list(multipliers), "videos": list(videos), "per_type": per_type, "variants": variants,
+            "questions": questions,
+            "accuracy": {v: {row: mean_by(recs, "type", "correct") for row, recs in rows.items()}
+                         for v, rows in records.items()},
+            "majority": {row: _majority(recs) for row, recs in first.items()},
+            "seconds": dict(seconds), "total_seconds": total, "records": records}
+
+
+def _majority(records: Sequence[dict]) -> dict[str, float]:
+    by_type: dict[str, list[str]] = {}
+    for r in records:
+        by_type.setdefault(r["type"], []).append(r["answer"])
+    out = {t: max(answers.count(a) for a in set(answers)) / len(answers) for t, answers in sorted(by_type.items())}
+    out["all"] = sum(out[t] * len(by_type[t]) for t in by_type) / max(1, len(records))
+    return out
+
+
+def cross_table(payload: dict[str, Any]) -> str:
+    """Markdown table of a ``run_cross`` payload: a row per length and type with its item count, a column per
+    variant, and the commonest-answer baseline last."""
+    variants, accuracy = payload["variants"], payload["accuracy"]
+    head = ["length", "type", "items", *variants, "commonest answer"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row, types in payload["questions"].items():
+        for t, n in types.items():
+            cells = [f"{accuracy[v][row].get(t, float('nan')):.2f}" for v in variants]
+            lines.append("| " + " | ".join([row, t, str(n), *cells, f"{payload['majority'][row][t]:.2f}"]) + " |")
+    videos = ", ".join(f"{n} at {m}x" for m, n in zip(payload["multipliers"], payload["videos"], strict=True))
+    return (f"Cross-scene questions on held-out videos (seed {payload['seed']}; videos: {videos}; up to "
+            f"{payload['per_type']} questions of each type a video)\n\n" + "\n".join(lines) + "\n")

@@ -31,7 +31,15 @@ from videollm.world.tasks import (
     visdial_dialog,
     visdial_json,
 )
-from videollm.world.truth import ground_truth, needle_question, needle_truth, scene_caption, video_qa
+from videollm.world.truth import (
+    CROSS_SCENE_TYPES,
+    cross_scene_qa,
+    ground_truth,
+    needle_question,
+    needle_truth,
+    scene_caption,
+    video_qa,
+)
 from videollm.world.vocab import (
     BACKGROUND_KINDS,
     COLOUR_NAMES,
@@ -48,12 +56,12 @@ from videollm.world.vocab import (
 from videollm.world.writer import decode_frames, write_frames, write_video
 
 __all__ = [
-    "ANSWERS", "BACKGROUND_KINDS", "Background", "COLOURS", "COLOUR_NAMES", "EgoPlanSample", "KINDS", "MOTIONS",
-    "ObjectSpec", "PHOTOS", "SHAPES", "SIZES", "SIZE_NAMES", "SceneSpec", "VideoSpec", "WorldConfig",
-    "decode_frames", "draw_object", "egoplan_record", "generate", "ground_truth", "heldout_combos", "is_heldout",
-    "is_valid_combo", "make_egoplan_sample", "make_image_spec", "make_needle_video", "needle_object_scene",
-    "needle_question", "needle_truth", "object_track",
-    "render_background", "render_frames", "render_image", "render_scene", "sample_attributes", "sample_objects",
-    "sample_rng", "sample_scene", "sample_video_spec", "scene_caption", "video_qa", "visdial_dense", "visdial_dialog",
-    "visdial_json", "write_frames", "write_samples", "write_video",
+    "ANSWERS", "BACKGROUND_KINDS", "Background", "COLOURS", "COLOUR_NAMES", "CROSS_SCENE_TYPES", "EgoPlanSample",
+    "KINDS", "MOTIONS", "ObjectSpec", "PHOTOS", "SHAPES", "SIZES", "SIZE_NAMES", "SceneSpec", "VideoSpec",
+    "WorldConfig", "cross_scene_qa", "decode_frames", "draw_object", "egoplan_record", "generate", "ground_truth",
+    "heldout_combos", "is_heldout", "is_valid_combo", "make_egoplan_sample", "make_image_spec", "make_needle_video",
+    "needle_object_scene", "needle_question", "needle_truth", "object_track", "render_background", "render_frames",
+    "render_image", "render_scene", "sample_attributes", "sample_objects", "sample_rng", "sample_scene",
+    "sample_video_spec", "scene_caption", "video_qa", "visdial_dense", "visdial_dialog", "visdial_json",
+    "write_frames", "write_samples", "write_video",
 ]

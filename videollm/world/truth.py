@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from videollm.world.spec import ObjectSpec, SceneSpec, VideoSpec
-from videollm.world.vocab import MOTION_PHRASES
+from videollm.world.vocab import COLOUR_NAMES, MOTION_PHRASES, SHAPES
 
 FORMAT = "videollm-world/1"
 _ORDINALS = (
@@ -131,6 +131,83 @@ def video_qa(spec: VideoSpec) -> list[dict]:
     if timeline:
         qa.append(_qa("first_last", "what appeared first?", timeline[0][1].name, scene=timeline[0][0]))
         qa.append(_qa("first_last", "what appeared last?", timeline[-1][1].name, scene=timeline[-1][0]))
+    return qa
+
+
+CROSS_SCENE_TYPES: tuple[str, ...] = ("order", "scene_count", "state_change", "after_exit")
+
+
+def cross_scene_qa(spec: VideoSpec) -> list[dict]:
+    """Questions whose answer needs more than one scene of the video, in a fixed order (issue #28).
+
+    Types (``CROSS_SCENE_TYPES``), each about objects in two or more different ordinary scenes:
+
+    - "order": "did the red star appear before the blue ring?" ("yes"/"no"), two objects whose names occur once in
+      the video, in different scenes, half the list of such objects apart; each pair is asked both ways round, so a
+      video's answers are half "yes" and a constant answer scores 0.5.
+    - "scene_count": "how many scenes showed a circle?" / "how many scenes showed something red?", the number of
+      ordinary scenes holding at least one such object (every shape and colour the video shows, plus the first
+      shape it never shows, answer "0"), listed by increasing count.
+    - "state_change": "what colour was the square the second time it appeared?", for each shape shown in two or more
+      scenes and each of its appearances after the first ("second", "third", ...); a shape is shown at most once a
+      scene, so its n-th time is its n-th scene.
+    - "after_exit": "what moved right after the green hexagon left?": an object leaves when its scene ends, and
+      "right after" is the next scene; the answer is the object on screen when that scene opens (its first object;
+      the others enter later). Asked for objects whose name occurs once, when that first object moves (not
+      "static").
+
+    Like ``video_qa``, a pure function of the spec: the same seed gives the same questions. These are kept apart
+    from ``video_qa`` (and the ground-truth JSON) so the training data and the existing evaluations stay as they are.
+
+    Args:
+        spec: the video.
+
+    Returns:
+        List of {"type", "question", "answer"} dicts; "scene" (0-based) where one scene holds the answer, "scenes"
+        (0-based) for the scenes an answer depends on.
+    """
+    ordinary = [(k, s) for k, s in enumerate(spec.scenes) if not s.tag]
+    timeline = [(k, o) for k, s in ordinary for o in s.objects]
+    names = Counter(o.name for _, o in timeline)
+    qa: list[dict] = []
+
+    unique = [(k, o) for k, o in timeline if names[o.name] == 1]
+    half = max(1, len(unique) // 2)
+    for j, (k, o) in enumerate(unique[:-half]):
+        k2, o2 = unique[j + half]
+        if k2 == k:
+            continue
+        # Both orders of each pair, so every video's answers are half "yes"; which comes first alternates.
+        pair = [((k, o), (k2, o2)), ((k2, o2), (k, o))]
+        for a, b in pair if j % 2 == 0 else pair[::-1]:
+            qa.append({"type": "order", "question": f"did the {a[1].name} appear before the {b[1].name}?",
+                       "answer": "yes" if a[0] < b[0] else "no", "scenes": [a[0], b[0]]})
+
+    counts = []
+    for kind, values, phrase in (("shape", SHAPES, "a {}"), ("colour", COLOUR_NAMES, "something {}")):
+        shown = {v: [k for k, s in ordinary if any(getattr(o, kind) == v for o in s.objects)] for v in values}
+        absent = [v for v in values if not shown[v]][:1] if kind == "shape" else []
+        for v in [v for v in values if shown[v]] + absent:
+            counts.append({"type": "scene_count", "question": f"how many scenes showed {phrase.format(v)}?",
+                           "answer": str(len(shown[v])), "scenes": shown[v]})
+    # Sorted by the count, so that questions picked evenly from the list span the counts, not mostly the commonest.
+    qa += sorted(counts, key=lambda q: len(q["scenes"]))
+
+    for shape in SHAPES:
+        times = [(k, o) for k, o in timeline if o.shape == shape]
+        for n, (k, o) in enumerate(times[1:], start=2):
+            qa.append({"type": "state_change",
+                       "question": f"what colour was the {shape} the {ordinal(n)} time it appeared?",
+                       "answer": o.colour, "scene": k, "scenes": [k2 for k2, _ in times[:n]]})
+
+    for i, (k, s) in enumerate(ordinary[:-1]):
+        k_next, s_next = ordinary[i + 1]
+        if not s_next.objects or s_next.objects[0].motion == "static":
+            continue
+        for o in s.objects:
+            if names[o.name] == 1:
+                qa.append({"type": "after_exit", "question": f"what moved right after the {o.name} left?",
+                           "answer": s_next.objects[0].name, "scene": k_next, "scenes": [k, k_next]})
     return qa
 
 
