@@ -69,3 +69,19 @@ def test_caption_and_search_find_the_written_word(cached_model, capsys, tmp_path
                  "--max-new-tokens", "2"]) == 0
     out = capsys.readouterr()
     assert out.out.strip() == truth["answer"] and "text read on screen" in out.err
+
+
+def test_a_question_about_one_word_prefers_a_scene_showing_one_word() -> None:
+    """A page of print near the recalled scene does not answer "what word was written?" when a scene shows one
+    word; "what is written?" still reads the nearest scene with text."""
+    import torch
+
+    from videollm.bridge.state import BridgeState, RowBuffer, SegmentRecord
+    from videollm.recall import Recalled, read_answer
+
+    state = BridgeState("x", torch.zeros(1, 1), RowBuffer((1, 1), torch.float32, "cpu"))
+    state.segments = [SegmentRecord(2.0 * k, 2.0 * k + 2, 4 * k, 4 * k + 3) for k in range(5)]
+    ocr.attach(state, ["", "n-bas segr irst de mine", "", "", "panda"])
+    recalled = Recalled(0, "captions", (0,))
+    assert read_answer(state, "what word was written on the screen?", recalled)[1] == "panda"
+    assert read_answer(state, "what is written on the screen?", recalled)[1] == "n-bas segr irst de mine"

@@ -397,6 +397,7 @@ def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = N
 
 
 _WRITTEN = re.compile(r"\b(written|writes?|wrote|text|words?|signs?|titles?|reads?)\b", re.IGNORECASE)
+_ONE_WORD = re.compile(r"\bword\b", re.IGNORECASE)
 _SAID = re.compile(r"\b(said|say|says|saying|spoken|speaks?|spoke|mention(?:s|ed)?|talk(?:s|ed)?|hear|heard)\b",
                    re.IGNORECASE)
 
@@ -404,7 +405,8 @@ _SAID = re.compile(r"\b(said|say|says|saying|spoken|speaks?|spoke|mention(?:s|ed
 def read_answer(state: BridgeState, question: str, decision: Recalled) -> tuple[Recalled, str] | None:
     """A question about what is written or said, answered from the text read on screen (``videollm.ocr``) or the
     words spoken (``videollm.speech``) kept in the memory; None when the question is about neither or the memory has
-    none. The scene is the one recall chose when it holds text (or speech), else the one nearest to it that does.
+    none. The scene is the one recall chose when it holds text (or speech), else the one nearest to it that does;
+    a question about one written word looks among the scenes that show a single word first.
     """
     from videollm import ocr, speech
 
@@ -418,6 +420,9 @@ def read_answer(state: BridgeState, question: str, decision: Recalled) -> tuple[
     if not per_scene or not any(per_scene):
         return None
     having = [i for i, t in enumerate(per_scene) if t]
+    if how == "read" and _ONE_WORD.search(question):
+        # "What word ...?" asks for one word: a scene showing one (a title, a sign) before a page of print.
+        having = [i for i in having if len(per_scene[i].split()) == 1] or having
     scene = min(having, key=lambda i: (abs(i - decision.scene), i))
     return Recalled(scene, how, (scene,)), per_scene[scene]
 
