@@ -124,6 +124,37 @@ def _run(args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def test_sigterm_inside_the_decoder_unwinds_after_it_returns(tmp_path, video_factory) -> None:
+    """A signal raised inside FFmpeg's frame threads left PyAV unable to close the file (the process hung on exit):
+    the CLI's handler waits for the decoder call to return, then unwinds."""
+    from videollm.cli import Terminated, _terminate
+    from videollm.io import open_video
+
+    video = video_factory(tmp_path / "v.mp4", n_frames=24, fps=4, pattern=_scene_frame)
+    steps = []
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with open_video(video, backend="pyav") as reader:
+            decode = reader._decoder.read_sorted
+
+            def read_sorted(indices):
+                os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (main) thread at once
+                steps.append("signalled")
+                frames = decode(indices)
+                steps.append("decoded")
+                return frames
+
+            reader._decoder.read_sorted = read_sorted
+            with pytest.raises(Terminated):
+                reader.read([0, 5, 9])
+            steps.append("unwound")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert steps == ["signalled", "decoded", "unwound"]
+    with pytest.raises(Terminated):  # outside a decoder call it unwinds at once
+        _terminate(signal.SIGTERM, None)
+
+
 def test_sigterm_during_caption_leaves_complete_outputs_or_none(clips, tmp_path) -> None:
     out = tmp_path / "out"
     proc = _run(["caption", str(clips), "--out", str(out), *TINY])

@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from videollm import __version__
+from videollm import __version__, interrupts
 from videollm.errors import VideollmError
 
 # Order is the order shown by --help.
@@ -49,8 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # SIGTERM (a service manager, `kill`, a container stopping) unwinds like Ctrl-C: temporary files are removed,
     # finished outputs stay, and `stream` captions its open scene and saves its memory first.
+    # Either waits for a running decoder call to return first (videollm.interrupts).
     on_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if on_main else None
+    previous_int = signal.signal(signal.SIGINT, _interrupt) if on_main else None
     try:
         return int(args.func(args) or 0)
     except VideollmError as err:
@@ -73,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if on_main:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
 
 
 class Terminated(KeyboardInterrupt):
@@ -80,7 +83,11 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum, frame) -> None:
-    raise Terminated
+    interrupts.deliver(Terminated)
+
+
+def _interrupt(signum, frame) -> None:
+    interrupts.deliver(KeyboardInterrupt)
 
 
 def _quiet_libraries() -> None:

@@ -9,6 +9,7 @@ from types import TracebackType
 import numpy as np
 
 from videollm.errors import VideoError
+from videollm.interrupts import held
 from videollm.io.decoders import Decoder, DecoderUnsuitable, DecordDecoder, PyAVDecoder
 from videollm.io.probe import StreamIndex, probe
 from videollm.io.meta import FrameBatch, VideoMeta
@@ -93,10 +94,14 @@ class VideoReader:
         if idx.size == 0:
             return np.empty((0, self.meta.height, self.meta.width, 3), np.uint8)
         if np.all(idx[1:] > idx[:-1]):
-            return self._decoder.read_sorted(idx)
+            return self._read_sorted(idx)
         # Decoders read forward best: decode each distinct frame once, in order, then restore the caller's order.
         unique, inverse = np.unique(idx, return_inverse=True)
-        return self._decoder.read_sorted(unique)[inverse]
+        return self._read_sorted(unique)[inverse]
+
+    def _read_sorted(self, indices: np.ndarray) -> np.ndarray:
+        with held():  # Ctrl-C / SIGTERM unwind once the decoder has returned (videollm.interrupts)
+            return self._decoder.read_sorted(indices)
 
     def uniform_indices(self, n: int) -> np.ndarray:
         """(min(n, num_frames),) int64 indices of ``n`` evenly spaced frames (centres of ``n`` equal chunks)."""
@@ -143,11 +148,12 @@ class VideoReader:
         wanted = fps_indices(self._index.times, self.meta.duration, fps)  # (M,)
         for start in range(0, wanted.shape[0], batch_size):
             idx = wanted[start : start + batch_size]
-            yield FrameBatch(indices=idx, times=self._index.times[idx], frames=self._decoder.read_sorted(idx))
+            yield FrameBatch(indices=idx, times=self._index.times[idx], frames=self._read_sorted(idx))
 
     def close(self) -> None:
         """Release the file; later reads raise VideoError."""
-        self._decoder.close()
+        with held():
+            self._decoder.close()
 
     def __enter__(self) -> VideoReader:
         return self
