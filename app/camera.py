@@ -123,7 +123,7 @@ class CameraStream:
             for sc in self._session:
                 # Saved after every scene so that the download works whenever the visitor stops.
                 self._session.save_memory(self.memory_file)
-                self.rows = [*self.rows, [sc.index + 1, round(sc.start, 2), round(sc.end, 2), sc.caption.strip(),
+                self.rows = [*self.rows, [sc.index + 1, round(sc.start, 2), round(sc.end, 2), sc.shown.strip(),
                                           round(sc.latency, 3)]]
         except Exception as err:  # noqa: BLE001 (kept in self.error: the visitor's next request reports it)
             self.error = err

@@ -122,7 +122,7 @@ def _live_handler(ctx: TabContext) -> Callable:
         yield status(f"Streaming **{name}**…"), rows, None
         stream = captioning.stream_captions(model, source, realtime=realtime)
         for sc in stream:
-            rows = [*rows, [sc.index + 1, round(sc.start, 2), round(sc.end, 2), sc.caption.strip(),
+            rows = [*rows, [sc.index + 1, round(sc.start, 2), round(sc.end, 2), sc.shown.strip(),
                             round(sc.latency, 3)]]
             # Saved after every scene so that the download works even if the visitor presses Stop.
             stream.save_memory(memory_file)

@@ -161,14 +161,14 @@ def _watch_handlers(ctx: TabContext) -> tuple[Callable, Callable]:
         watched = captioning.caption_video(model, video, encoded=scanned)
         with ocr.SceneReader(video) if reading else contextlib.nullcontext() as reader:
             for sc in watched:
-                scenes.append((sc.start, sc.end, sc.caption))
+                scenes.append((sc.start, sc.end, sc.shown))  # "not recognised" for a scene outside the world
                 if words is not None:
                     said.append(speech.text_of(speech.words_in(words, sc.start, sc.end)))
                 if reader is not None:
                     seg = watched.state.segments[sc.index]  # scenes come in batches: not always the last segment
                     written.append(reader.text(seg.start_frame, seg.end_frame))
                 thumb = media.scene_thumbnails(video, [(sc.start, sc.end)], ctx.workdir)[0]
-                gallery.append((thumb, f"{media.span_label(sc.start, sc.end)} · {sc.caption.strip() or '…'}"))
+                gallery.append((thumb, f"{media.span_label(sc.start, sc.end)} · {sc.shown.strip() or '…'}"))
                 progress(min(sc.end / max(meta.duration, 1e-6), 1.0), desc=f"Scene {sc.index + 1}")
                 elapsed = time.perf_counter() - started
                 yield (status(f"Scene {sc.index + 1} captioned in {sc.latency:.2f} s ({elapsed:.1f} s after "
@@ -226,9 +226,12 @@ def _memory_handler(ctx: TabContext) -> Callable:
         path = media.check_upload(path, ctx.limits, "memory")
         if not ctx.loader.ready:
             yield LOADING, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        from videollm import ood
+
         state = load_memory(path, ctx.loader.get())
         captions = [c.get("caption", "") for c in state.extra.get("captions", [])]
-        scenes = [(s.start_time, s.end_time, captions[k] if k < len(captions) else "")
+        scenes = [(s.start_time, s.end_time, ood.shown(captions[k] if k < len(captions) else "",
+                                                       ood.recognised(state, k)))
                   for k, s in enumerate(state.segments)]
         duration = float(state.extra.get("duration", scenes[-1][1] if scenes else 0.0))
         source = state.extra.get("video", Path(path).name)
@@ -280,6 +283,7 @@ def _find_handler(ctx: TabContext) -> Callable:
 
     @user_errors
     def find_scenes(query: str, session: ChatSession | None) -> list[list[Any]]:
+        from videollm import ood
         from videollm.recall import rank_scenes, scene_captions
 
         if session is None:
@@ -289,7 +293,8 @@ def _find_handler(ctx: TabContext) -> Callable:
         query, state = query.strip(), session.state
         model = ctx.loader.get()
         ranked = [m for m in rank_scenes(model, state, query) if m.words > 0][:FIND_TOP]
-        captions = scene_captions(model, state)  # the ones shown above, or written once now
+        # The ones shown above, or written once now; "not recognised" for a scene outside the model's world.
+        captions = [ood.shown(c, ood.recognised(state, k)) for k, c in enumerate(scene_captions(model, state))]
         segments = state.segments
         rows = [[h.scene + 1, round(h.start, 1), round(h.end, 1), captions[h.scene], f"said “{h.text}”"]
                 for h in speech.find(state, query)[:FIND_TOP]]

@@ -178,6 +178,7 @@ SLOW_MODULES = frozenset({
     "test_batch_ray.py", "test_caption_cli.py", "test_stream_chat.py", "test_eval.py", "test_recall.py", "test_train.py",
     "test_demos.py", "test_vision.py", "test_scenes_features.py", "test_model.py", "test_faults.py",
     "test_speech.py", "test_ocr.py", "test_videollamb_release.py", "test_vlm_backbones.py", "test_cross_questions.py",
+    "test_ood.py",
 })
 SLOW_FOLDERS = frozenset({"app", "kernels"})
 

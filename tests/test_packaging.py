@@ -65,6 +65,7 @@ def test_the_wheel_carries_the_shipped_data(tmp_path) -> None:
     (wheel,) = tmp_path.glob("videollm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in ("videollm_data/checkpoints/embedded/config.json", "videollm_data/checkpoints/embedded/model.safetensors",
+                 "videollm_data/checkpoints/embedded/ood.safetensors",
                  "videollm_data/demos/dance.safetensors", "videollm_data/demos/speech_lmu.safetensors",
                  "videollm_data/samples/world/video/video_000001.mp4", "videollm/presets/embedded.json",
                  "videollm_app/ui.py", "videollm_kernels/__init__.py"):

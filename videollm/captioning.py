@@ -16,6 +16,10 @@ Everything here is a generator or an iterator; nothing prints. The names below a
 
 ``caption_video`` and ``stream_captions`` both return a ``VideoSession``: an iterator of ``SceneCaption`` that also
 holds the memory built so far (``session.state``) and every caption (``session.captions``).
+
+A model whose checkpoint ships an out-of-domain calibration (the shipped one does: ``videollm.ood``) scores every
+scene; a scene it does not recognise gets ``recognised=False`` and no caption (``scene.shown`` is the line outputs
+show instead), and questions and summaries about it say that the model does not recognise it.
 """
 
 from __future__ import annotations
@@ -46,9 +50,13 @@ class SceneCaption:
         video: the video path or stream source.
         index: scene number from 0.
         start, end: scene span in seconds.
-        caption: the generated caption (whitespace collapsed to single spaces; may be empty).
+        caption: the generated caption (whitespace collapsed to single spaces; may be empty); empty, and never
+            generated, for a scene the model does not recognise.
         latency: seconds from the scene end being known (streaming: the frame confirming the cut was decoded;
             offline: the scene's bridge step began) to the caption being ready.
+        novelty: the scene's out-of-domain score (``videollm.ood``); None when the model ships no calibration.
+        recognised: False when the model does not recognise the scene (its caption is withheld), True when it does,
+            None when the model ships no calibration (every caption shown).
     """
 
     video: str
@@ -57,12 +65,27 @@ class SceneCaption:
     end: float
     caption: str
     latency: float
+    novelty: float | None = None
+    recognised: bool | None = None
+
+    @property
+    def shown(self) -> str:
+        """The caption as outputs show it: ``ood.NOT_RECOGNISED`` for a scene the model does not recognise."""
+        from videollm.ood import shown
+
+        return shown(self.caption, self.recognised)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field (times rounded to milliseconds)."""
+        """A JSON-ready dict of every field (times rounded to milliseconds). With a calibrated model, "recognised"
+        and "novelty" are included and an unrecognised scene's "caption" is null; without one they are left out."""
         out = asdict(self)
         for key in ("start", "end", "latency"):
             out[key] = round(out[key], 3)
+        if self.recognised is None:
+            del out["novelty"], out["recognised"]
+        else:
+            out["novelty"] = round(float(self.novelty), 3)
+            out["caption"] = self.caption if self.recognised else None
         return out
 
 
@@ -149,19 +172,23 @@ class VideoSession:
                 break
         if not pending:
             return
-        texts = generate_captions(self.model, [visual for _, visual, _ in pending], self._prompt,
-                                  self._max_new_tokens)
+        # A scene the model does not recognise gets no caption at all (videollm.ood): none is generated for it.
+        asked = [visual for event, visual, _ in pending if event.recognised is not False]
+        texts = iter(generate_captions(self.model, asked, self._prompt, self._max_new_tokens) if asked else [])
         done = time.perf_counter()
         extra = self.state.extra
         extra.setdefault("video", self.video)
-        for (event, _, stepped), text in zip(pending, texts, strict=True):
+        for event, _, stepped in pending:
+            text = next(texts) if event.recognised is not False else ""
             # Latency counts the scene's step (event.latency) and the wait for its caption, from when the cut was
             # known.
             scene = SceneCaption(self.video, event.index, event.start, event.end, text,
-                                 event.latency + (done - stepped))
+                                 event.latency + (done - stepped), event.novelty, event.recognised)
             extra["duration"] = max(float(extra.get("duration", 0.0)), scene.end)
-            extra.setdefault("captions", []).append(
-                {"start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption})
+            kept = {"start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption}
+            if scene.recognised is False:
+                kept["recognised"] = False
+            extra.setdefault("captions", []).append(kept)
             self.captions.append(scene)
             self._ready.append(scene)
 
@@ -195,7 +222,7 @@ class VideoSession:
 
 def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new_tokens: int = CAPTION_TOKENS,
                   progress: bool = False, encoded=None, keep_scenes: bool | None = None,
-                  batch: int = CAPTION_BATCH) -> VideoSession:
+                  batch: int = CAPTION_BATCH, recognise: bool = True) -> VideoSession:
     """Caption every scene of a video file (offline SceneTiling over the whole file).
 
     The file is scanned once for SceneTiling, then each scene's bridge frames are read back and encoded, the bridge
@@ -215,6 +242,8 @@ def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new
             memory grows by the retrieval cache only (about 74 KB a scene with the embedded default, 172 KB with).
         batch: scenes captioned together (``generate_captions``): the captions are the same as one at a time,
             they arrive in groups of ``batch``, several times faster.
+        recognise: withhold the captions of scenes the model does not recognise (``videollm.ood``; only models
+            whose checkpoint ships a calibration); False captions every scene (the evaluation).
 
     Returns:
         A ``VideoSession``: iterate it for ``SceneCaption`` items; afterwards ``session.state`` is the memory of
@@ -224,13 +253,15 @@ def caption_video(model, path: str | os.PathLike, prompt: str = CAPTION, max_new
 
     keep = model.config.recall if keep_scenes is None else keep_scenes
     state = model.bridge.init_state(keep_scenes=keep)
-    events = watch(model, encoded if encoded is not None else path, state=state, name=str(path), progress=progress)
+    events = watch(model, encoded if encoded is not None else path, state=state, name=str(path), progress=progress,
+                   recognise=recognise)
     return VideoSession(model, str(path), events, prompt, max_new_tokens, batch=batch)
 
 
 def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch], realtime: bool = False,
                     prompt: str = CAPTION, state: BridgeState | None = None, lag: int | None = None,
-                    max_new_tokens: int = CAPTION_TOKENS, batch_size: int | None = None) -> VideoSession:
+                    max_new_tokens: int = CAPTION_TOKENS, batch_size: int | None = None,
+                    recognise: bool = True) -> VideoSession:
     """Caption a stream scene by scene as it plays (online SceneTiling, built on ``memory.watch``).
 
     Each frame is decoded and encoded once; when the online segmenter confirms a cut the finished scene goes
@@ -248,6 +279,7 @@ def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch
         max_new_tokens: bound per caption.
         batch_size: frames read together (default 1 in real time and from live sources, for the lowest latency;
             else 8).
+        recognise: withhold the captions of scenes the model does not recognise (``videollm.ood``).
 
     Returns:
         A ``VideoSession``; ``session.stop()`` ends it cleanly (the open scene is still captioned).
@@ -268,13 +300,14 @@ def stream_captions(model, source: str | os.PathLike | int | Iterable[FrameBatch
         batches, name = iter(source), "<frames>"
     stop = threading.Event()
     events = watch(model, batches, online=True, state=state, name=name, stop=stop,
-                   lag=DEFAULT_LAG if lag is None else lag)
+                   lag=DEFAULT_LAG if lag is None else lag, recognise=recognise)
     return VideoSession(model, name, events, prompt, max_new_tokens, stop_event=stop, state=state)
 
 
 def summarize(model, state: BridgeState, prompt: str = SUMMARY, max_new_tokens: int = SUMMARY_TOKENS,
               **generate_kwargs: Any) -> Iterator[str]:
-    """Whole-video summary from the memory's readout, streamed.
+    """Whole-video summary from the memory's readout, streamed (the readout shows the last scene: when the model does
+    not recognise it, ``ood.NOT_RECOGNISED_ANSWER`` instead).
 
     Args:
         model: a ``VideoLLM``.
@@ -286,6 +319,10 @@ def summarize(model, state: BridgeState, prompt: str = SUMMARY, max_new_tokens: 
     Returns:
         Iterator of text pieces.
     """
+    from videollm import ood
+
+    if ood.recognised(state, state.num_segments - 1) is False:
+        return iter([ood.NOT_RECOGNISED_ANSWER])
     return model.chat(model.project_state(state), [], prompt, max_new_tokens=max_new_tokens, **generate_kwargs)
 
 

@@ -46,6 +46,7 @@ class ModelConfig:
     recall: bool = True
     recall_captions: bool = True
     recall_words: tuple[str, ...] = ()
+    directory: Path | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for key in ("recall", "recall_captions"):
@@ -104,7 +105,9 @@ class ModelConfig:
         reader = reader_for(path) if path.is_dir() else None
         if reader is not None:  # a VideoLLaMB release or a vision-language model, read in its own layout
             return reader.model_config(path)
-        return cls.from_dict(read_json(path / CONFIG_NAME if path.is_dir() else path, "model config", ModelError))
+        config = cls.from_dict(read_json(path / CONFIG_NAME if path.is_dir() else path, "model config", ModelError))
+        config.directory = path if path.is_dir() else path.parent
+        return config
 
     @classmethod
     def preset(cls, name: str) -> ModelConfig:

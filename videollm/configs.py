@@ -22,7 +22,7 @@ def check_keys(cls, data: dict[str, Any], label: str, error: type[VideollmError]
     """Raise ``error`` naming the keys of ``data`` that are not fields of the dataclass ``cls``."""
     if not isinstance(data, dict):
         raise error(f"{label}: expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls) if f.init})
     if unknown:
         raise error(f"{label}: unknown field(s) {', '.join(unknown)}")
 

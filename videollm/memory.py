@@ -40,10 +40,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from videollm import ood
 from videollm.batch import MEMORY_SUFFIX  # noqa: F401  (re-exported: the memory file naming convention)
 from videollm.bridge import BridgeState, segment_frame_indices
 from videollm.errors import ModelError, VideoError
 from videollm.io import FrameBatch
+from videollm.ood import SceneNovelty
 from videollm.scenes import video_end
 from videollm.segmentation import segment_ends
 
@@ -77,6 +79,9 @@ class SceneEvent:
         state: the bridge state after this scene (shared, updated in place by later scenes).
         confirmed: stream time in seconds of the frame whose arrival confirmed the scene end (``end`` offline); the
             stream-time delay of the cut is ``confirmed - end``.
+        novelty: the scene's out-of-domain score (``videollm.ood``), None without a detector.
+        recognised: whether the model recognises the scene (novelty within the calibrated threshold), None without
+            a detector.
     """
 
     index: int
@@ -87,6 +92,8 @@ class SceneEvent:
     latency: float
     state: BridgeState
     confirmed: float = 0.0
+    novelty: float | None = None
+    recognised: bool | None = None
 
 
 @dataclass
@@ -209,7 +216,8 @@ def watch(model, source: str | os.PathLike | ScannedVideo | EncodedVideo | Itera
           online: bool = False,
           state: BridgeState | None = None, name: str | None = None, progress: bool = False, segmenter=None,
           lag: int = DEFAULT_LAG, max_scene_seconds: float = DEFAULT_MAX_SCENE_SECONDS,
-          duration: float | None = None, stop: threading.Event | None = None) -> Iterator[SceneEvent]:
+          duration: float | None = None, stop: threading.Event | None = None,
+          recognise: bool | SceneNovelty = True) -> Iterator[SceneEvent]:
     """Watch a video into a scene memory: the one path every command, the app and the evaluation use.
 
     Args:
@@ -232,6 +240,9 @@ def watch(model, source: str | os.PathLike | ScannedVideo | EncodedVideo | Itera
             ``open_source``); the last scene of a stream that runs to the end ends there, as offline.
         stop: online only: once set, no further frame is read, the source is closed (a webcam or network stream
             is released at once) and the open scene is closed at the last frame read.
+        recognise: score each scene's tokens for whether the model recognises it (``videollm.ood``): True uses the
+            model's calibration when its checkpoint ships one; False scores nothing (the evaluation: it measures
+            what the model says, not what the product shows); or a ``SceneNovelty`` to use instead.
 
     Yields:
         A ``SceneEvent`` right after each scene's bridge step; ``event.state`` is the memory up to that scene, and
@@ -242,6 +253,7 @@ def watch(model, source: str | os.PathLike | ScannedVideo | EncodedVideo | Itera
     """
     fps = model.config.segmentation.fps
     state = state if state is not None else model.bridge.init_state(keep_scenes=model.config.recall)
+    detector = ood.for_model(model) if recognise is True else (recognise or None)
     is_file = isinstance(source, (str, os.PathLike))
     state.extra.update(video=name or (str(source) if is_file else "<frames>"), fps=fps)
     if online and is_file:
@@ -253,11 +265,22 @@ def watch(model, source: str | os.PathLike | ScannedVideo | EncodedVideo | Itera
     if online:
         if isinstance(source, (ScannedVideo, EncodedVideo)):
             raise ValueError("online watching reads frames, not a scanned or encoded video")
-        return _online(model, source, state, duration, segmenter, lag, max_scene_seconds, stop)
-    return _offline(model, source, state, progress, duration)
+        return _online(model, source, state, duration, segmenter, lag, max_scene_seconds, stop, detector)
+    return _offline(model, source, state, progress, duration, detector)
 
 
-def _offline(model, source, state: BridgeState, progress: bool, duration: float | None) -> Iterator[SceneEvent]:
+def _judge(detector: SceneNovelty | None, tokens: torch.Tensor, state: BridgeState, index: int
+           ) -> tuple[float | None, bool | None]:
+    """(novelty, recognised) of the scene whose (L, P*P, Dv) tokens were just stepped, kept in the memory."""
+    if detector is None:
+        return None, None
+    novelty = detector.score(tokens)
+    ood.record(state, index, novelty, detector.threshold)
+    return novelty, detector.recognised(novelty)
+
+
+def _offline(model, source, state: BridgeState, progress: bool, duration: float | None,
+             detector: SceneNovelty | None) -> Iterator[SceneEvent]:
     if isinstance(source, (str, os.PathLike)):
         source = scan_video(model, source, progress)
     elif not isinstance(source, (ScannedVideo, EncodedVideo)):
@@ -266,18 +289,19 @@ def _offline(model, source, state: BridgeState, progress: bool, duration: float 
             raise VideoError(state.extra["video"], "no frame could be sampled")
     features = source.cls if isinstance(source, EncodedVideo) else source.features
     if source.tokens is not None:  # every frame already encoded (a feature cache, or a short CLS scan)
-        yield from _tile(model, source, features, lambda positions: source.tokens[positions], state)
+        yield from _tile(model, source, features, lambda positions: source.tokens[positions], state, detector)
         return
     from videollm.io import SEQUENTIAL_BACKEND, open_video
 
     # The second pass: each scene's bridge frames are read back by index and encoded.
     with open_video(source.path, backend=SEQUENTIAL_BACKEND) as reader:
         yield from _tile(model, source, source.features,
-                         lambda positions: model.frame_tokens(reader.read(source.indices[positions])), state)
+                         lambda positions: model.frame_tokens(reader.read(source.indices[positions])), state,
+                         detector)
 
 
-def _tile(model, video: ScannedVideo | EncodedVideo, features: torch.Tensor, tokens_of, state: BridgeState
-          ) -> Iterator[SceneEvent]:
+def _tile(model, video: ScannedVideo | EncodedVideo, features: torch.Tensor, tokens_of, state: BridgeState,
+          detector: SceneNovelty | None = None) -> Iterator[SceneEvent]:
     """Offline SceneTiling over ``features``, then one bridge step per scene on the tokens of its bridge frames
     (``tokens_of(positions)`` gives the (L, P*P, Dv) pooled tokens of those sample positions)."""
     times, indices = video.times, video.indices
@@ -294,8 +318,9 @@ def _tile(model, video: ScannedVideo | EncodedVideo, features: torch.Tensor, tok
             else _cut_time(times, end)
         model.bridge.step(segment.to(model.device), state, start_time=start, end_time=stop,
                           start_frame=int(indices[first]), end_frame=int(indices[end]))
+        novelty, known = _judge(detector, segment, state, scene_no)
         yield SceneEvent(scene_no, start, stop, int(indices[first]), int(indices[end]), time.perf_counter() - t0,
-                         state, confirmed=stop)
+                         state, confirmed=stop, novelty=novelty, recognised=known)
         start, first, scene_no = stop, end + 1, scene_no + 1
 
 
@@ -319,7 +344,8 @@ def build_memory(model, video: str | os.PathLike, progress: bool = False) -> Bri
 
 
 def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: float | None, segmenter, lag: int,
-            max_scene_seconds: float, stop: threading.Event | None) -> Iterator[SceneEvent]:
+            max_scene_seconds: float, stop: threading.Event | None, detector: SceneNovelty | None
+            ) -> Iterator[SceneEvent]:
     import scenetiling
     from videollm.bridge import segment_frame_indices
 
@@ -353,8 +379,9 @@ def _online(model, batches: Iterable[FrameBatch], state: BridgeState, duration: 
         tokens = torch.stack([buf_tok[i] for i in keep])  # (L, P*P, Dv)
         model.bridge.step(tokens.to(model.device), state, start_time=start_time, end_time=end_time,
                           start_frame=buf_idx[0], end_frame=buf_idx[k - 1])
+        novelty, known = _judge(detector, tokens, state, scene_no)
         event = SceneEvent(scene_no, start_time, end_time, buf_idx[0], buf_idx[k - 1],
-                           time.perf_counter() - t0, state, confirmed)
+                           time.perf_counter() - t0, state, confirmed, novelty, known)
         del buf_idx[:k], buf_time[:k], buf_tok[:k]
         buf_first += k
         start_time, scene_no = end_time, scene_no + 1

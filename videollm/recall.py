@@ -253,8 +253,10 @@ def scene_captions(model, state: BridgeState, max_new_tokens: int | None = None)
 
     Captions a captioning session stored in ``state.extra["captions"]`` (matched to segments by start time) are
     used as they are; the scenes without one are captioned now from their recalled readouts, in batches, and stored
-    there too, so follow-up questions and a memory file saved afterwards do not caption them again.
+    there too, so follow-up questions and a memory file saved afterwards do not caption them again. A scene the
+    model does not recognise (``videollm.ood``) has the empty caption: no question's words match it.
     """
+    from videollm import ood
     from videollm.captioning import CAPTION_TOKENS, clean_caption
     from videollm.prompts import CAPTION
 
@@ -263,13 +265,17 @@ def scene_captions(model, state: BridgeState, max_new_tokens: int | None = None)
         by_start = {round(float(c["start"]), 3): c["caption"] for c in stored if "start" in c and "caption" in c}
         starts = [round(seg.start_time, 3) for seg in state.segments]
         missing = [k for k, t in enumerate(starts) if t not in by_start]
+        unknown = [k for k in missing if ood.recognised(state, k) is False]
+        missing = [k for k in missing if k not in unknown]
+        texts = []
         if missing:
             visuals = [model.project_state(state, at=k) for k in missing]
             texts = model.answer_many(visuals, CAPTION, max_new_tokens=max_new_tokens or CAPTION_TOKENS)
-            for k, text in zip(missing, texts, strict=True):
-                by_start[starts[k]] = clean_caption(text)
-                stored.append({"start": starts[k], "end": round(state.segments[k].end_time, 3),
-                               "caption": by_start[starts[k]]})
+        for k, text in [*zip(missing, texts, strict=True), *((k, None) for k in unknown)]:
+            by_start[starts[k]] = "" if text is None else clean_caption(text)
+            kept = {"start": starts[k], "end": round(state.segments[k].end_time, 3), "caption": by_start[starts[k]]}
+            stored.append(kept if text is not None else {**kept, "recognised": False})
+        if missing or unknown:
             stored.sort(key=lambda c: float(c.get("start", 0.0)))
         return [by_start[t] for t in starts]
 
@@ -442,14 +448,23 @@ def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[s
     Returns:
         (iterator of answer pieces, the recall decision). With one candidate scene the answer streams token by
         token; with two, both are generated and the one with the higher mean log-likelihood is returned whole; a
-        question about the number of scenes is answered with it.
+        question about the number of scenes is answered with it. A scene the model does not recognise
+        (``videollm.ood``) is not asked about: when no candidate is recognised, the answer says so
+        (``ood.NOT_RECOGNISED_ANSWER``); its text and speech still answer questions about them.
     """
+    from videollm import ood
+
     decision = plan(model, state, question)
     if decision.how == "counted":
         return iter([str(state.num_segments)]), decision
     read = read_answer(state, question, decision)
     if read is not None:
         return iter([read[1]]), read[0]
+    known = tuple(k for k in decision.candidates if ood.recognised(state, k) is not False)
+    if not known:
+        return iter([ood.NOT_RECOGNISED_ANSWER]), decision
+    if known != decision.candidates:
+        decision = Recalled(known[0], decision.how, known)
     if len(decision.candidates) == 1:
         visual = model.project_state(state, at=decision.scene)
         return model.chat(visual, list(history), question, max_new_tokens=max_new_tokens, **generate_kwargs), decision

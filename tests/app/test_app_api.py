@@ -87,6 +87,30 @@ def test_bad_uploads_get_a_clear_error_and_the_server_stays_up(client, corrupt_v
     assert "Ask away" in status
 
 
+def test_scenes_the_model_does_not_recognise_show_so_everywhere(client, app_server) -> None:
+    """With a calibration that recognises nothing (``videollm.ood``), the timeline, the gallery, the scene table,
+    the live table and the chat say "not recognised" instead of a shape caption; keyframes and spans stay."""
+    import torch
+    from gradio_client import handle_file
+
+    from videollm import ood
+
+    width = app_server.model.config.bridge.vision_dim
+    ood.attach(app_server.model, ood.SceneNovelty(torch.eye(width), torch.zeros(1, width), threshold=-1.0))
+    try:
+        _, timeline, gallery, _, _, table = client.predict(handle_file(str(VIDEO)), api_name="/watch")
+        assert gallery and all(Path(g["image"]).is_file() and g["caption"].endswith(ood.NOT_RECOGNISED)
+                               for g in gallery)
+        assert timeline.count(ood.NOT_RECOGNISED) == len(gallery)
+        assert [row[3] for row in table["data"]] == [ood.NOT_RECOGNISED] * len(gallery)
+        _, chat = client.predict("What colour is the star?", api_name="/ask_video")
+        assert _texts(chat)[-1][1].startswith(ood.NOT_RECOGNISED_ANSWER)
+        _, table, _ = client.predict(handle_file(str(VIDEO)), None, False, api_name="/live")
+        assert table["data"] and [row[3] for row in table["data"]] == [ood.NOT_RECOGNISED] * len(table["data"])
+    finally:
+        ood.attach(app_server.model, None)
+
+
 def test_live_captions_and_the_memory_round_trip(client, app_server) -> None:
     from gradio_client import handle_file
 

@@ -18,6 +18,7 @@ from videollm.batch.files import (
     FORMATS,
     MEMORY_KEY,
     MEMORY_SUFFIX,
+    NOT_RECOGNISED_CUE,
     VIDEO_EXTENSIONS,
     BatchItem,
     BatchReport,
@@ -40,7 +41,7 @@ from videollm.batch.files import (
     write_text_atomic,
 )
 
-__all__ = ["MANIFEST", "MANIFEST_FIELDS", "CaptionOptions", "Captioner", "caption_item", "EMPTY_CUE", "FORMATS", "MEMORY_KEY", "MEMORY_SUFFIX", "VIDEO_EXTENSIONS", "BatchItem", "BatchReport",
+__all__ = ["MANIFEST", "MANIFEST_FIELDS", "CaptionOptions", "Captioner", "caption_item", "EMPTY_CUE", "FORMATS", "MEMORY_KEY", "MEMORY_SUFFIX", "NOT_RECOGNISED_CUE", "VIDEO_EXTENSIONS", "BatchItem", "BatchReport",
            "check_writable", "end_launched", "expand_inputs", "is_complete", "launched_shard", "output_paths", "parse_formats",
            "parse_shard", "remove_stale_temps", "render_report", "shard", "subtitles", "temp_path", "timestamp",
            "write_atomic", "write_outputs", "write_text_atomic"]

@@ -161,7 +161,7 @@ def _caption_scenes(session, video: str, words, reader, emit) -> tuple[list[dict
 
     scenes, texts = [], []
     for scene in session:
-        row = {"video": video, "start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption}
+        row = {"video": video, **scene_row(scene)}
         if words is not None:
             last = scene.end >= float(session.state.extra.get("duration") or float("inf")) - 1e-6
             said = speech.words_in(words, scene.start, scene.end, last)
@@ -175,6 +175,13 @@ def _caption_scenes(session, video: str, words, reader, emit) -> tuple[list[dict
         if emit is not None:
             emit(row)
     return scenes, texts
+
+
+def scene_row(scene) -> dict[str, Any]:
+    """The start, end and caption of a ``SceneCaption`` as the JSON outputs write them; with a calibrated model also
+    "recognised" and "novelty" (``videollm.ood``), and an unrecognised scene's caption is null."""
+    out = scene.to_json()
+    return {key: out[key] for key in ("start", "end", "caption", "recognised", "novelty") if key in out}
 
 
 def manifest_row(item: BatchItem, status: str, record: Mapping[str, Any] | None = None, error: str | None = None,

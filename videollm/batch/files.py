@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from videollm.errors import OutputError, UsageError, VideoError
+from videollm.ood import NOT_RECOGNISED
 
 #: Extensions picked up when a directory or glob is expanded (a file named explicitly is always tried).
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv",
@@ -264,6 +265,8 @@ def timestamp(seconds: float) -> str:
 
 #: Subtitle cues cannot be empty (a blank line ends a cue), so a scene with no caption text gets this.
 EMPTY_CUE = "…"
+#: The cue of a scene the model does not recognise ("recognised": false; ``videollm.ood``).
+NOT_RECOGNISED_CUE = NOT_RECOGNISED
 
 
 #: What ``--subtitles`` may put in the SRT/VTT cues.
@@ -292,8 +295,12 @@ def speech_cues(scenes: Sequence[Mapping[str, Any]]) -> list[tuple[float, float,
 def subtitles(scenes: Sequence[Mapping[str, Any]], fmt: str, which: str = "captions") -> str:
     """SRT or WebVTT text of the scene captions and/or the spoken words, written by webvtt-py.
 
+    A scene the model does not recognise ("recognised": false) has no caption: its cue is ``NOT_RECOGNISED_CUE``,
+    or with "both", its spoken words alone when it has any.
+
     Args:
-        scenes: dicts with "start", "end" (seconds), "caption" and, with speech, "words".
+        scenes: dicts with "start", "end" (seconds), "caption" and, with speech, "words"; with a calibrated model,
+            "recognised".
         fmt: "srt" or "vtt".
         which: "captions" (one cue a scene), "speech" (``speech_cues``) or "both" (in time order).
     """
@@ -303,7 +310,14 @@ def subtitles(scenes: Sequence[Mapping[str, Any]], fmt: str, which: str = "capti
         raise UsageError(f"subtitles must be one of {', '.join(SUBTITLES)}, got {which!r}")
     cues = []
     if which in ("captions", "both"):
-        cues += [(float(s["start"]), float(s["end"]), s["caption"] or EMPTY_CUE) for s in scenes]
+        for s in scenes:
+            if s.get("recognised") is False:
+                if which == "both" and s.get("words"):
+                    continue  # the speech cues say what there is to say about it
+                text = NOT_RECOGNISED_CUE
+            else:
+                text = s["caption"] or EMPTY_CUE
+            cues.append((float(s["start"]), float(s["end"]), text))
     if which in ("speech", "both"):
         cues += speech_cues(scenes)
     doc = webvtt.WebVTT()

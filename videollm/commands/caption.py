@@ -72,7 +72,10 @@ def caption(args: argparse.Namespace) -> int:
     """Caption every scene of every input video (with --summary, also ask for a whole-video summary).
 
     INPUT may be files, directories (searched recursively for video files) and globs (quote them: "clips/**/*.mp4").
-    Without --out, stdout gets one JSON line per scene {"video", "start", "end", "caption"} (seconds; for a video
+    Without --out, stdout gets one JSON line per scene {"video", "start", "end", "caption"} (seconds; with the
+    shipped model also "recognised" and "novelty": it knows only its synthetic world of coloured shapes, and a scene
+    it does not recognise gets "caption": null, "recognised": false, and the subtitle line "(scene not recognised
+    by the embedded model)", or its speech with --subtitles both; for a video
     with sound and speech on, also "speech", the words said in the scene, and "words", [start, end, word] each; with
     text reading on, "text", what its middle frame shows in writing), and with
     --summary one {"video", "summary"} line per video. With --out DIR, each video gets <name>.json, <name>.srt and <name>.vtt

@@ -39,6 +39,8 @@ def stream(args: argparse.Namespace) -> int:
     Each frame is decoded and encoded once; when the online SceneTiling confirms a cut, the finished scene goes
     through the memory bridge and its caption is printed at once as a JSON line
     {"start", "end", "caption", "latency"} (seconds; latency counts from the cut being confirmed to the caption).
+    With the shipped model each line also has "recognised" and "novelty": a scene the model does not recognise
+    (anything but its synthetic shapes world) has "caption": null and "recognised": false.
     From a file with sound, each scene's spoken words are transcribed as it closes and printed as "speech" (on when
     faster-whisper and the Whisper weights are installed; --no-speech turns it off); --text reads each scene's
     on-screen text ("text") from the file. Neither applies to webcams and network streams.
@@ -48,6 +50,7 @@ def stream(args: argparse.Namespace) -> int:
     Ctrl-C (or SIGTERM) ends cleanly: no new frame is read, the open scene is captioned, the memory is saved if
     --save-memory was given, and the exit code is 0. A second Ctrl-C quits at once without saving.
     """
+    from videollm.batch.captioner import scene_row
     from videollm.batch.files import check_writable
     from videollm.captioning import stream_captions
 
@@ -84,8 +87,7 @@ def stream(args: argparse.Namespace) -> int:
     texts: list[str] = []
     try:
         for scene in session:
-            row = {"start": round(scene.start, 3), "end": round(scene.end, 3), "caption": scene.caption,
-                   "latency": round(scene.latency, 3)}
+            row = {**scene_row(scene), "latency": round(scene.latency, 3)}
             if listener is not None:
                 row["speech"] = speech.text_of(listener.scene(scene.start, scene.end))
             if reader is not None:
