@@ -3,7 +3,8 @@
 Publishes ``/watch``, ``/load_memory``, ``/ask_video``, ``/summarize`` and ``/find_scenes``. The captions, the memory
 and the answers come from ``videollm.captioning``, ``videollm.memory`` and ``videollm.recall``; a video's spoken words
 and on-screen text from ``videollm.speech`` and ``videollm.ocr``, as ``videollm caption`` / ``ask`` / ``search`` get
-them (speech on when installed and the video has sound, text when the visitor ticks "Read on-screen text").
+them (speech on when installed and the video has sound; text on when RapidOCR is installed, unless the visitor
+unticks "Read on-screen text").
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def build(ctx: TabContext) -> None:
                 if ctx.samples.videos:
                     gr.Examples([[p] for p in ctx.samples.videos], inputs=[v_video], label="Sample videos")
                 v_read_text = gr.Checkbox(
-                    label="Read on-screen text", value=False, interactive=ocr.available(), elem_id="vl-read-text",
-                    info="Each scene's middle frame is read (RapidOCR, about a third of a second a scene)"
+                    label="Read on-screen text", value=ocr.available(), interactive=ocr.available(), elem_id="vl-read-text",
+                    info="Each scene's middle frame is read (RapidOCR, a fraction of a second a scene)"
                     if ocr.available() else "Needs RapidOCR, not installed on this server")
                 v_watch = gr.Button("Watch & caption", variant="primary")
                 with gr.Accordion("…or load a saved video memory", open=False):
@@ -108,7 +109,9 @@ def _timeline(scenes: list[tuple[float, float, str]], duration: float, said: lis
 def _scene_table(scenes: list[tuple[float, float, str]], said: list[str] | None = None,
                  written: list[str] | None = None) -> dict[str, list]:
     """The scene table: each scene's number, span and caption, then what is said in it (when the memory has the
-    video's speech) and what is written in it (when its text was read)."""
+    video's speech) and what is written in it (when its text was read and some scene shows any)."""
+    if written is not None and not any(written):
+        written = None
     headers = [*_SCENE_HEADERS, *([SPEECH_HEADER] if said is not None else []),
                *([TEXT_HEADER] if written is not None else [])]
     rows = []
@@ -128,14 +131,14 @@ def _watch_handlers(ctx: TabContext) -> tuple[Callable, Callable]:
         return status(f"Watching **{Path(video).name}** ({meta.duration:.1f} s)…")
 
     @user_errors
-    def watch(video: str | None, read_text: bool = False,
+    def watch(video: str | None, read_text: bool | None = None,
               progress: gr.Progress = gr.Progress()):  # noqa: B008 (Gradio's idiom)
         from videollm import captioning
         from videollm.memory import scan_video
 
         meta = media.check_video(video, ctx.limits)
         name = Path(video).name
-        reading = ocr.enabled(read_text)  # as ``--text``: off unless asked; asked without RapidOCR, says so
+        reading = ocr.enabled(read_text)  # as ``--text``: on when installed; asked without RapidOCR, says so
         sound = speech.has_audio(video)
         hearing = sound and speech.enabled(None)  # as ``--speech``'s default: on when installed
         empty = media.timeline_html([], meta.duration)

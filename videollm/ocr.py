@@ -35,11 +35,13 @@ def available() -> bool:
 
 
 def enabled(flag: bool | None) -> bool:
-    """Resolve ``--text`` / ``--no-text`` / neither. Off by default: reading costs about a second a scene on two
-    CPU cores whether or not the frame holds text (``benchmarks/speech_text_cost.py`` measures it)."""
-    if not flag:
-        return False
-    if not available():
+    """Resolve ``--text`` / ``--no-text`` / neither: on when asked (RapidOCR must be there), off when told, and by
+    default on exactly when RapidOCR is installed (as speech). Reading costs a fraction of a second a scene on two
+    CPU cores whether or not the frame holds text (``benchmarks/speech_text_cost.py`` measures it); ``--no-text``
+    saves it."""
+    if flag is None:
+        return available()
+    if flag and not available():
         raise ModelError(f"--text needs RapidOCR: {INSTALL}")
     return bool(flag)
 

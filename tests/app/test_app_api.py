@@ -48,7 +48,7 @@ def test_watch_then_chat_reuses_the_memory(client, app_server) -> None:
     assert gallery[0]["caption"].startswith("0.0–")
     assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert chat == []
-    # The scene table: a silent video, read without "Read on-screen text", has no speech or text column.
+    # The scene table: a silent video with nothing written in it has no speech or text column.
     assert table["headers"] == ["Scene", "Start (s)", "End (s)", "Caption"]
     assert [r[0] for r in table["data"]] == list(range(1, len(gallery) + 1)) and table["data"][0][1] == 0
 
@@ -302,7 +302,7 @@ def test_spoken_words_show_in_their_scene_answer_chat_and_find_scenes(client, ta
     talking_video, SAID = talking_video  # noqa: N806 (the constant of the fixture)
     status, timeline, gallery, _, _, table = client.predict(handle_file(str(talking_video)), api_name="/watch")
     assert "spoken words heard" in status and "Ask away" in status
-    assert table["headers"] == ["Scene", "Start (s)", "End (s)", "Caption", "Speech"]  # no text: reading is off
+    assert table["headers"] == ["Scene", "Start (s)", "End (s)", "Caption", "Speech"]  # nothing written in it
     rows = table["data"]
     assert len(rows) == len(gallery) >= 3
     first, budget = _row_at(rows, SAID[0][0] + 0.5), _row_at(rows, SAID[1][0] + 0.3)
@@ -337,9 +337,10 @@ def test_on_screen_text_shows_when_reading_is_on(client, text_video) -> None:
 
     video, needle = text_video
     word = needle["answer"]
-    *_, table = client.predict(handle_file(str(video)), api_name="/watch")  # off by default, as `--text`
+    *_, table = client.predict(handle_file(str(video)), False, api_name="/watch")  # "Read on-screen text" unticked
     assert table["headers"] == ["Scene", "Start (s)", "End (s)", "Caption"]
-    status, _, _, _, _, table = client.predict(handle_file(str(video)), True, api_name="/watch")
+    # Ticked by default where RapidOCR is installed, as `--text`'s default.
+    status, _, _, _, _, table = client.predict(handle_file(str(video)), api_name="/watch")
     assert "Ask away" in status
     assert table["headers"] == ["Scene", "Start (s)", "End (s)", "Caption", "On-screen text"]  # a silent video
     rows = table["data"]

@@ -19,7 +19,8 @@ def add_signal_args(parser: argparse.ArgumentParser) -> None:
                              "installed); a saved memory keeps what it has")
     parser.add_argument("--text", action=argparse.BooleanOptionalAction, default=None,
                         help="read each scene's on-screen text from its middle frame (caption JSON \"text\"; "
-                             "RapidOCR; off by default: about a third of a second a scene)")
+                             "RapidOCR; default: on when RapidOCR is installed; it costs a fraction of a second a "
+                             "scene)")
 
 
 def add_model_args(p: argparse.ArgumentParser, fps: bool = True) -> None:
