@@ -227,9 +227,14 @@ def content_words(text: str) -> set[str]:
             for w in words if w not in _FRAME_WORDS}
 
 
+def clauses(caption: str) -> list[str]:
+    """The clauses of a caption (split at ";", ",", ".", "and", "while", "then"): one thing each."""
+    return [clause.strip() for clause in _CLAUSE.split(caption) if clause.strip()]
+
+
 def clause_words(caption: str) -> list[set[str]]:
-    """The content words of each clause of a caption (split at ";", ",", ".", "and", "while", "then")."""
-    return [content_words(clause) for clause in _CLAUSE.split(caption) if clause.strip()]
+    """The content words of each clause of a caption (``clauses``)."""
+    return [content_words(clause) for clause in clauses(caption)]
 
 
 def _clause_matches(asked: set[str], caption: str) -> list[int]:
@@ -290,13 +295,19 @@ class Recalled:
             "read" / "heard" (a question about what is written / said, answered with the scene's text read on
             screen / its words spoken, ``read_answer``),
             "words" (no caption matches: best word match of the scene tokens), "now" (the readout after the last
-            scene), or "counted" (a question about the number of scenes, answered by counting them; no readout).
-        candidates: the segments whose readouts were tried.
+            scene), "counted" (a question about the number of scenes, answered by counting them; no readout), or
+            "timeline" (a question that spans scenes, read from the scene captions in order, ``videollm.across``).
+        candidates: the segments whose readouts were tried (for "timeline": the scenes the answer rests on).
+        reading: the answer the timeline gives by itself ("timeline" order and count questions), else None.
+        ask: the question put to the model about ``scene`` instead of the user's ("timeline" questions that need
+            one scene's readout), else None.
     """
 
     scene: int
     how: str
     candidates: tuple[int, ...]
+    reading: str | None = None
+    ask: str | None = None
 
     def where(self, state: BridgeState) -> str:
         """ "scene 2 of 4 (4.5–8.5 s)": the scene answered from, in the state's segment table."""
@@ -312,6 +323,9 @@ class Recalled:
             return f"answered by counting {self.where(state)}"
         if self.how in ("read", "heard"):
             return f"answered from {_HOW[self.how]} {self.where(state)}"
+        if self.how == "timeline":
+            scenes = ", ".join(str(k + 1) for k in self.candidates) or "none"
+            return f"answered from the scene captions in order (scenes {scenes} of {state.num_segments})"
         return f"answered from {_HOW[self.how]}: {self.where(state)}" if why else f"answered from {self.where(state)}"
 
 
@@ -390,6 +404,17 @@ def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = N
         return Recalled(n - 1, "counted", ())
     if n <= 1 or not model.config.recall or not kept:  # a state saved before scenes were kept cannot recall
         return Recalled(n - 1, "now", (n - 1,))
+    from videollm import across  # (it reads captions with this module's clause helpers)
+
+    if model.config.recall_captions and across.asks(question):
+        def locate(phrase: str) -> int | None:
+            best = rank_scenes(model, state, phrase, scorer)[0]
+            return None if best.words == 0 and best.score is None else best.scene
+
+        timeline = across.plan(question, scene_captions(model, state), locate)
+        if timeline is not None:
+            scene = timeline.scene if timeline.scene is not None else (timeline.scenes or (n - 1,))[-1]
+            return Recalled(scene, "timeline", timeline.scenes, reading=timeline.answer, ask=timeline.ask)
     named = scene_reference(question, state.segments)
     if named is not None:
         named = numbered_scene_check(model, state, question, named)
@@ -457,6 +482,14 @@ def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[s
     decision = plan(model, state, question)
     if decision.how == "counted":
         return iter([str(state.num_segments)]), decision
+    if decision.how == "timeline":
+        if decision.reading is not None:
+            return iter([decision.reading]), decision
+        if ood.recognised(state, decision.scene) is False:
+            return iter([ood.NOT_RECOGNISED_ANSWER]), decision
+        visual = model.project_state(state, at=decision.scene)
+        return model.chat(visual, list(history), decision.ask, max_new_tokens=max_new_tokens,
+                          **generate_kwargs), decision
     read = read_answer(state, question, decision)
     if read is not None:
         return iter([read[1]]), read[0]
