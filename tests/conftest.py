@@ -136,6 +136,58 @@ def frame_indices_of(frames: np.ndarray) -> np.ndarray:
     return (bits << np.arange(_INDEX_BITS)).sum(axis=1)
 
 
+def speak_into(video: Path, said: Sequence[tuple[float, str]], out: Path) -> Path:
+    """``video`` re-encoded (H.264) with espeak-ng saying each ``(start second, sentence)`` of ``said`` as its AAC
+    track; the sound track lasts as long as the video. Needs the ``espeak-ng`` program."""
+    import subprocess
+    import wave
+
+    import av
+
+    pieces, rate = [], 22050
+    for i, (start, text) in enumerate(said):
+        wav = out.with_name(f"{out.stem}-{i}.wav")
+        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
+        with wave.open(str(wav)) as w:
+            rate = w.getframerate()
+            pieces.append((start, np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)))
+    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
+        vin = src.streams.video[0]
+        vout = dst.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        aout = dst.add_stream("aac", rate=rate)
+        aout.layout = "mono"
+        frames = 0
+        for frame in src.decode(video=0):
+            # A fresh frame, numbered in the encoder's 1/rate time base (not the source container's timestamps).
+            picture = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+            picture = picture.reformat(format="yuv420p")
+            picture.pts = frames
+            dst.mux(vout.encode(picture))
+            frames += 1
+        dst.mux(vout.encode())
+        track = np.zeros(int(frames / float(vin.average_rate) * rate), np.int16)  # (samples,)
+        for start, pcm in pieces:
+            lo = int(start * rate)
+            track[lo:lo + len(pcm)] = pcm[: max(0, len(track) - lo)]
+        for lo in range(0, len(track), 1024):
+            chunk = av.AudioFrame.from_ndarray(track[None, lo:lo + 1024], format="s16", layout="mono")
+            chunk.sample_rate, chunk.pts = rate, lo
+            dst.mux(aout.encode(chunk))
+        dst.mux(aout.encode())
+    return out
+
+
+@pytest.fixture(scope="session")
+def speech_muxer() -> Callable[[Path, Sequence[tuple[float, str]], Path], Path]:
+    """The ``speak_into`` function; skips the test when espeak-ng is not installed."""
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); speech videos are synthesised")
+    return speak_into
+
+
 @pytest.fixture
 def video_factory() -> Callable[..., Path]:
     """The ``make_video`` function (see its docstring)."""

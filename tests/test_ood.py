@@ -106,6 +106,55 @@ def test_world_video_is_recognised_and_real_clips_are_withheld_in_json_and_srt(s
     assert rows and all(r["caption"] is None and r["recognised"] is False for r in rows)
 
 
+def test_a_real_clip_with_speech_shows_its_words_in_their_scenes_and_no_shape_caption(shipped, real_clips, tmp_path,
+                                                                                       speech_muxer, monkeypatch,
+                                                                                       capsys) -> None:
+    """The issue's check as a user runs it: ``caption`` on real footage with speech prints the words in the right
+    scenes and no shape caption, and ``search`` gives the time a word is said (within 1 s)."""
+    import re
+
+    import av
+
+    from videollm import speech
+    from videollm.cli import main
+    from videollm.commands import common
+
+    if not speech.available():
+        pytest.skip("faster-whisper / Whisper weights not installed")
+    # 4 s of ffmpeg's test pattern, then 3 s of a photograph: one cut at 4 s.
+    frames = []
+    for clip in ("testsrc", "photo"):
+        with av.open(str(real_clips[clip])) as src:
+            frames += [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
+    silent = _write(tmp_path / "silent.mp4", [np.asarray(_fit(f, (240, 320))) for f in frames])
+    said = [(0.3, "Welcome to the city of tomorrow."), (4.4, "The villain has a plan.")]
+    video = speech_muxer(silent, said, tmp_path / "real talk.mp4")
+    monkeypatch.setattr(common, "load_model", lambda args, load_vision=True, device=None: shipped)
+
+    out = tmp_path / "out"
+    assert main(["caption", str(video), "--out", str(out), "--no-text", "--max-new-tokens", "8"]) == 0
+    scenes = json.loads((out / "real talk.json").read_text())["scenes"]
+    assert len(scenes) >= 2 and all(s["caption"] is None and s["recognised"] is False for s in scenes), scenes
+    words = {w.lower().strip(".,") for s in scenes for _, _, w in s["words"]}
+    assert {"welcome", "city", "villain", "plan"} <= words, scenes
+    for scene in scenes:  # each word in the scene whose span holds it
+        assert all(scene["start"] - 0.05 <= start and end <= scene["end"] + 0.05 for start, end, _ in scene["words"])
+    first = next(s for s in scenes if s["start"] <= 1.0 < s["end"])
+    assert "welcome" in first["speech"].lower() and "villain" not in first["speech"].lower()
+
+    capsys.readouterr()
+    assert main(["search", str(video), "villain", "--no-text"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    m = re.match(r"said (\d+):(\d+\.\d)", line)
+    assert m and abs(int(m[1]) * 60 + float(m[2]) - said[1][0]) <= 1.0, line
+
+
+def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(frame).resize(size[::-1]))
+
+
 def shipped_threshold(model) -> float:
     return ood.for_model(model).threshold
 

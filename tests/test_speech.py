@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -33,46 +31,9 @@ def _speech_available() -> bool:
 needs_whisper = pytest.mark.skipif(not _speech_available(), reason="faster-whisper / Whisper weights not installed")
 
 
-def _espeak(text: str, path: Path) -> tuple[int, np.ndarray]:
-    subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
-    with wave.open(str(path)) as w:
-        return w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-
-
-def _mux(video: Path, audio: np.ndarray, rate: int, out: Path) -> Path:
-    """Re-encode ``video`` with ``audio`` (int16 mono) as its AAC track."""
-    import av
-
-    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
-        vin = src.streams.video[0]
-        vout = dst.add_stream("libx264", rate=vin.average_rate)
-        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
-        aout = dst.add_stream("aac", rate=rate)
-        aout.layout = "mono"
-        for frame in src.decode(video=0):
-            for packet in vout.encode(frame.reformat(format="yuv420p")):
-                dst.mux(packet)
-        for packet in vout.encode():
-            dst.mux(packet)
-        for lo in range(0, len(audio), 1024):
-            frame = av.AudioFrame.from_ndarray(audio[None, lo:lo + 1024], format="s16", layout="mono")
-            frame.sample_rate, frame.pts = rate, lo
-            for packet in aout.encode(frame):
-                dst.mux(packet)
-        for packet in aout.encode():
-            dst.mux(packet)
-    return out
-
-
 @pytest.fixture(scope="module")
-def talking_video(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("speech")
-    rate, track = 22050, np.zeros(int(16.75 * 22050), np.int16)
-    for i, (start, text) in enumerate(SAID):
-        rate, pcm = _espeak(text, folder / f"{i}.wav")
-        lo = int(start * rate)
-        track[lo:lo + len(pcm)] = pcm[: len(track) - lo]
-    return _mux(VIDEO, track, rate, folder / "talk.mp4")
+def talking_video(tmp_path_factory, speech_muxer) -> Path:
+    return speech_muxer(VIDEO, SAID, tmp_path_factory.mktemp("speech") / "talk.mp4")
 
 
 def _words(text: str) -> list[str]:

@@ -83,44 +83,11 @@ SAID = [(1.0, "Please bring the quarterly report."), (10.5, "The budget is ready
 
 
 @pytest.fixture(scope="session")
-def talking_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[float, str]]]:
-    """The first sample video with espeak-ng speaking ``SAID`` at their times, muxed in as an AAC track (as in
-    tests/test_speech.py), and ``SAID``; skipped without espeak-ng."""
-    import shutil
-    import subprocess
-    import wave
-
-    import av
-    import numpy as np
-
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); the speech video is synthesised")
-    folder = tmp_path_factory.mktemp("talking")
+def talking_video(tmp_path_factory: pytest.TempPathFactory, speech_muxer) -> tuple[Path, list[tuple[float, str]]]:
+    """The first sample video with espeak-ng speaking ``SAID`` at their times (``speech_muxer``), and ``SAID``;
+    skipped without espeak-ng."""
     video = SAMPLES / "video" / "video_000000.mp4"
-    rate = 22050
-    track = np.zeros(int(16.75 * rate), np.int16)
-    for i, (start, text) in enumerate(SAID):
-        subprocess.run(["espeak-ng", "-w", str(folder / f"{i}.wav"), text], check=True)
-        with wave.open(str(folder / f"{i}.wav")) as w:
-            rate, pcm = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-        lo = int(start * rate)
-        track[lo:lo + len(pcm)] = pcm[: len(track) - lo]
-    out = folder / "talk.mp4"
-    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
-        vin = src.streams.video[0]
-        vout = dst.add_stream("libx264", rate=vin.average_rate)
-        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
-        aout = dst.add_stream("aac", rate=rate)
-        aout.layout = "mono"
-        for frame in src.decode(video=0):
-            dst.mux(vout.encode(frame.reformat(format="yuv420p")))
-        dst.mux(vout.encode())
-        for lo in range(0, len(track), 1024):
-            frame = av.AudioFrame.from_ndarray(track[None, lo:lo + 1024], format="s16", layout="mono")
-            frame.sample_rate, frame.pts = rate, lo
-            dst.mux(aout.encode(frame))
-        dst.mux(aout.encode())
-    return out, SAID
+    return speech_muxer(video, SAID, tmp_path_factory.mktemp("talking") / "talk.mp4"), SAID
 
 
 @pytest.fixture(scope="session")
