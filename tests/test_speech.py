@@ -137,13 +137,37 @@ def test_stream_transcribes_each_scene_as_it_closes(cached_model, capsys, talkin
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert len(rows) >= 2 and all("speech" in r for r in rows)
     heard = " ".join(r["speech"] for r in rows)
-    assert _wer(_words(" ".join(t for _, t in SAID)), _words(heard)) <= 0.25, heard
+    # 0.27 here ("The budget" heard as "I'm already" across the cut); 0.09 with the previous scene's words as a
+    # prompt, which made Whisper repeat earlier sentences on longer tracks (see the next test).
+    assert _wer(_words(" ".join(t for _, t in SAID)), _words(heard)) <= 0.3, heard
     # Each sentence whole and once, in the scenes holding its words (the second crosses a cut).
     assert "quarterly report" in rows[0]["speech"].lower() and rows[0]["start"] <= SAID[0][0]
     assert sum(r["speech"].lower().count("review") for r in rows) == 1
     code, out, err = _videollm(capsys, "search", str(memory), "quarterly report", "--json", "--no-speech")
     said = [json.loads(line) for line in out.splitlines() if '"said"' in line]
     assert code == 0 and len(said) == 1 and SAID[0][0] + 0.3 <= said[0]["start"] <= SAID[0][0] + 2.0, out
+
+
+@needs_whisper
+def test_a_long_track_heard_in_short_scenes_or_long_windows_repeats_nothing(tmp_path, video_factory,
+                                                                            speech_muxer) -> None:
+    """Three sentences in turn, one every 20 s for 3 minutes, heard as ``stream`` hears them (8 s scenes) and as
+    ``transcribe`` does (long windows): every sentence once, in its 20 s, nothing repeated (primed with what was said
+    before, Whisper repeated earlier sentences: 532 words for 426 on a 40 minute track)."""
+    from videollm import speech
+
+    sentences = ["The meeting starts at nine.", "Please bring the quarterly report.", "The budget is ready for review."]
+    video = video_factory(tmp_path / "silent.mp4", n_frames=360, fps=2)  # 180 s, 64 x 48
+    said = [(20.0 * k + 1.0, sentences[k % 3]) for k in range(9)]
+    talk = speech_muxer(video, said, tmp_path / "long talk.mp4")
+    with speech.SceneListener(talk) as listener:
+        short = listener.rest(window=8.0)
+    for words in (short, speech.transcribe(talk)):
+        everything = _words(" ".join(t for _, t in said))
+        assert _wer(everything, _words(speech.text_of(words))) <= 0.3, speech.text_of(words)
+        for start, text in said:  # each sentence heard in its own 20 s, once (a word or two misheard at most)
+            heard = [w.text for w in words if start - 1.0 <= w.start < start + 19.0]
+            assert abs(len(heard) - len(text.split())) <= 2, (text, heard)
 
 
 def test_stream_from_a_live_source_refuses_speech(cached_model, capsys) -> None:
