@@ -344,5 +344,6 @@ def find(state, query: str) -> list[Hit]:
         if [t for _, t in tokens[k:k + len(wanted)]] == wanted:
             first, last = words[tokens[k][0]], words[tokens[k + len(wanted) - 1][0]]
             span = words[tokens[k][0]:tokens[k + len(wanted) - 1][0] + 1]
-            hits.append(Hit(first.start, last.end, scene_of(state, first.middle), text_of(span)))
+            said = text_of(span).strip(".,;:!?\"'“”‘’ ")  # the words as heard, less the sentence's punctuation
+            hits.append(Hit(first.start, last.end, scene_of(state, first.middle), said))
     return hits
