@@ -85,6 +85,9 @@ def test_recall_answers_from_the_timeline_and_asks_the_model_about_one_scene(mod
     assert decision.source(state) == "answered from the scene captions in order (scenes 1, 4 of 4)"
     pieces, _ = answer(model, state, "did the green star appear before the blue circle?")
     assert "".join(pieces) == "no"
+    pieces, decision = answer(model, state, "how many scenes showed a hexagon?")
+    assert "".join(pieces) == "0"
+    assert decision.source(state) == "answered from the scene captions in order (none of the 4 names it)"
 
     asked = []
     projected = []

@@ -324,7 +324,9 @@ class Recalled:
         if self.how in ("read", "heard"):
             return f"answered from {_HOW[self.how]} {self.where(state)}"
         if self.how == "timeline":
-            scenes = ", ".join(str(k + 1) for k in self.candidates) or "none"
+            if not self.candidates:
+                return f"answered from the scene captions in order (none of the {state.num_segments} names it)"
+            scenes = ", ".join(str(k + 1) for k in self.candidates)
             return f"answered from the scene captions in order (scenes {scenes} of {state.num_segments})"
         return f"answered from {_HOW[self.how]}: {self.where(state)}" if why else f"answered from {self.where(state)}"
 
