@@ -40,7 +40,9 @@ def model_line(model_name: str) -> str:
     if is_vlm_dir(model_name):
         from videollm.official.vlm import family_of
 
-        return line + (f" — a {family_of(model_name).label} video language model as the backbone: it reads each "
+        label = family_of(model_name).label
+        article = "an" if label[0] in "AEIOU" else "a"
+        return line + (f" — {article} {label} video language model as the backbone: it reads each "
                        "scene's frames itself, so the notes on the embedded model above do not apply.")
     if is_videollamb_dir(model_name):
         return line + " — the published VideoLLaMB release."

@@ -13,9 +13,9 @@ video, also in its own process.
 
 Weights: tiny random instances of the real architectures (``videollm.official.tiny_vlm``) measure the structure
 cost (decoding, segmentation, bookkeeping); nothing can be downloaded here, so full-size figures need a directory
-given with ``--model DIR`` (any SmolVLM2 / LLaVA-OneVision download) or a GPU session.
+given with ``--model DIR`` (any SmolVLM2 / LLaVA-OneVision / InternVL download) or a GPU session.
 
-Run: ``python benchmarks/backbone_cost.py [--family smolvlm|llava_onevision] [--model DIR] [--minutes 2 30]
+Run: ``python benchmarks/backbone_cost.py [--family smolvlm|llava_onevision|internvl] [--model DIR] [--minutes 2 30]
 [--json PATH]``. Needs the bench extra (num2words, for SmolVLM2's processor).
 """
 
@@ -100,7 +100,8 @@ def native_child(model: str, video: str) -> None:
     else:
         text = "<|im_start|>user\n<video>\nDescribe the video.<|im_end|>\n<|im_start|>assistant\n"
         inputs = processor(text=[text], videos=[frames], return_tensors="pt")
-        visual = int((inputs["input_ids"] == vlm.config.video_token_index).sum())
+        token = getattr(vlm.config, "video_token_index", None) or vlm.config.image_token_id  # InternVL: images
+        visual = int((inputs["input_ids"] == token).sum())
     started = time.perf_counter()
     with torch.inference_mode():
         vlm.generate(**inputs, max_new_tokens=8, do_sample=False)
@@ -123,7 +124,7 @@ def bench_native(model: Path, video: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--family", default="smolvlm", choices=("smolvlm", "llava_onevision"),
+    parser.add_argument("--family", default="smolvlm", choices=("smolvlm", "llava_onevision", "internvl"),
                         help="tiny instance to build when --model is not given")
     parser.add_argument("--model", type=Path, help="a backbone directory (default: a tiny random instance)")
     parser.add_argument("--minutes", type=float, nargs=2, default=[2.0, 30.0])

@@ -1,6 +1,6 @@
 """Small open video LMs as backbones (``--model DIR``, ``videollm.official.vlm``), on tiny random instances.
 
-Each supported family (SmolVLM2, LLaVA-OneVision) is built here as a tiny random model with the real classes,
+Each supported family (SmolVLM2, LLaVA-OneVision, InternVL) is built here as a tiny random model with the real classes,
 processor and tokenizer layout (``videollm.official.tiny_vlm``), saved with ``save_pretrained`` and loaded through
 the product's path. What is checked: a scene read through videollm gives the same next-token logits as the
 family's own transformers forward on the same frames and prompt; each frame is encoded once and questions encode
@@ -23,7 +23,7 @@ from videollm.official.tiny_vlm import TINY_BUILDERS
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = REPO / "data" / "samples" / "world" / "video" / "video_000001.mp4"
-LABELS = {"smolvlm": "SmolVLM2", "llava_onevision": "LLaVA-OneVision"}
+LABELS = {"smolvlm": "SmolVLM2", "llava_onevision": "LLaVA-OneVision", "internvl": "InternVL"}
 
 
 @pytest.fixture(scope="module", params=sorted(TINY_BUILDERS))
@@ -70,6 +70,8 @@ def test_a_scene_reads_as_the_familys_own_forward(backbone) -> None:
     if family == "smolvlm":
         native_pixels = processor.image_processor(images=[[f] for f in frames], do_image_splitting=False,
                                                   return_tensors="pt")["pixel_values"][:, 0]
+    elif family == "internvl":  # its processor gives a video's frames as images
+        native_pixels = processor(text="<video>", videos=[frames], return_tensors="pt")["pixel_values"]
     else:
         native_pixels = processor.video_processor(videos=[frames], return_tensors="pt")["pixel_values_videos"][0]
     torch.testing.assert_close(model.vision.preprocess(frames), native_pixels, atol=1e-6, rtol=0)
@@ -87,14 +89,21 @@ def test_a_scene_reads_as_the_familys_own_forward(backbone) -> None:
         if family == "smolvlm":
             native_ids[at] = vlm.config.image_token_id
             native = vlm(input_ids=native_ids, pixel_values=native_pixels[None])
+        elif family == "internvl":
+            native_ids[at] = vlm.config.image_token_id
+            native = vlm(input_ids=native_ids, pixel_values=native_pixels)
         else:
             native_ids[at] = vlm.config.video_token_index
             native = vlm(input_ids=native_ids, pixel_values_videos=native_pixels[None])
     assert ours.logits.abs().max() > 0.1
     torch.testing.assert_close(ours.logits[0], native.logits[0], atol=1e-5, rtol=1e-4)
+    text = model.tokenizer.decode(ids[0])
     if family == "smolvlm":  # every frame between the family's own image markers
-        text = model.tokenizer.decode(ids[0])
         assert text.count("<fake_token_around_image><global-img>") == 3
+    if family == "internvl":  # the frames as its processor writes a video, with our placeholder for its token
+        native_text = processor(text="<video>", videos=[frames], return_tensors="pt")["input_ids"][0]
+        expected = model.tokenizer.decode(native_text).replace(processor.image_token, model.processor.placeholder_token)
+        assert expected in text and "Frame3: <img>" in text
 
 
 def test_each_frame_is_encoded_once_and_questions_encode_nothing(model, monkeypatch) -> None:

@@ -68,7 +68,8 @@ def test_image_chat_with_a_backbone(backbone_app) -> None:
 def test_the_about_panel_names_the_backbone(tmp_path) -> None:
     from videollm_app.tab_about import model_line
 
-    from videollm.official.tiny_vlm import build_tiny_llava_onevision
+    from videollm.official.tiny_vlm import build_tiny_internvl, build_tiny_llava_onevision
 
     directory = build_tiny_llava_onevision(tmp_path / "llava")
     assert "a LLaVA-OneVision video language model as the backbone" in model_line(str(directory))
+    assert "an InternVL video language model" in model_line(str(build_tiny_internvl(tmp_path / "internvl")))

@@ -26,8 +26,8 @@ def add_signal_args(parser: argparse.ArgumentParser) -> None:
 def add_model_args(p: argparse.ArgumentParser, fps: bool = True) -> None:
     """Add --model/--device/--dtype (and --fps) to a subcommand parser."""
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR_OR_PRESET",
-                   help="checkpoint directory (config.json + safetensors), a downloaded SmolVLM2 / LLaVA-OneVision "
-                        "or VideoLLaMB directory, or a preset name (tiny, embedded, videollamb-7b); default: the "
+                   help="checkpoint directory (config.json + safetensors), a downloaded SmolVLM2 / "
+                        "LLaVA-OneVision / InternVL or VideoLLaMB directory, or a preset name (tiny, embedded, videollamb-7b); default: the "
                         "shipped embedded checkpoint")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--dtype", default="float32", choices=DTYPE_CHOICES,

@@ -40,7 +40,9 @@ class LMConfig(JsonConfig):
         frame_tokens: when > 0, the visual tokens are read as frames of this many tokens, each written between
             ``frame_open`` and ``frame_close`` in the prompt (a backbone family's own image markers, e.g. SmolVLM2's
             ``<fake_token_around_image><global-img>``); 0 (default): one run of placeholders.
-        frame_open, frame_close: the text around each frame's placeholders.
+        frame_open, frame_close: the text around each frame's placeholders; ``{n}`` in ``frame_open`` is the
+            frame's number from 1 (InternVL's ``Frame{n}: <img>``).
+        frame_separator: the text between two frames (InternVL: a newline).
     """
 
     _label: ClassVar[str] = "LMConfig"
@@ -56,6 +58,7 @@ class LMConfig(JsonConfig):
     frame_tokens: int = 0
     frame_open: str = ""
     frame_close: str = ""
+    frame_separator: str = ""
 
     def __post_init__(self) -> None:
         # JSON round-trips turn tuples into lists.

@@ -36,7 +36,8 @@ class Processor:
         markers: text markers a user message uses for its video / image.
         system_prompt: system message put first when a conversation has none (``None``: the chat
             template decides).
-        frame_tokens, frame_open, frame_close: per-frame layout of the placeholders (``LMConfig.frame_tokens``).
+        frame_tokens, frame_open, frame_close, frame_separator: per-frame layout of the placeholders
+            (``LMConfig.frame_tokens``).
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class Processor:
         frame_tokens: int = 0,
         frame_open: str = "",
         frame_close: str = "",
+        frame_separator: str = "",
     ) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ModelError("the processor needs a fast (tokenizers-backed) tokenizer for offset mapping")
@@ -70,12 +72,13 @@ class Processor:
         self.frame_tokens = frame_tokens
         self.frame_open = frame_open
         self.frame_close = frame_close
+        self.frame_separator = frame_separator
 
     @classmethod
     def from_config(cls, tokenizer: PreTrainedTokenizerBase, cfg: LMConfig) -> Processor:
         """Processor with the placeholder, markers and system prompt of ``cfg``."""
         return cls(tokenizer, cfg.placeholder_token, cfg.markers, cfg.system_prompt, cfg.frame_tokens,
-                   cfg.frame_open, cfg.frame_close)
+                   cfg.frame_open, cfg.frame_close, cfg.frame_separator)
 
     def count_markers(self, text: str) -> int:
         """Number of visual markers in ``text``."""
@@ -94,10 +97,11 @@ class Processor:
         if num_visual_tokens < 0:
             raise UsageError(f"num_visual_tokens must be >= 0, got {num_visual_tokens}")
         run = self.placeholder_token * num_visual_tokens
-        if self.frame_tokens and (self.frame_open or self.frame_close):
+        if self.frame_tokens and (self.frame_open or self.frame_close or self.frame_separator):
             frames, rest = divmod(num_visual_tokens, self.frame_tokens)
-            frame = self.frame_open + self.placeholder_token * self.frame_tokens + self.frame_close
-            run = frame * frames + self.placeholder_token * rest
+            body = self.placeholder_token * self.frame_tokens + self.frame_close
+            run = self.frame_separator.join(self.frame_open.replace("{n}", str(n)) + body
+                                            for n in range(1, frames + 1)) + self.placeholder_token * rest
         for marker in self.markers:
             text = text.replace(marker, run)
         return text

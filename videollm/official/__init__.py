@@ -1,5 +1,5 @@
 """Published checkpoints read in their own layout (``--model DIR``): the VideoLLaMB release (``videollamb``) and
-transformers vision-language models used as backbones (``vlm``: SmolVLM2, LLaVA-OneVision).
+transformers vision-language models used as backbones (``vlm``: SmolVLM2, LLaVA-OneVision, InternVL).
 
 Each reader module has ``model_config(directory)`` (the ``ModelConfig`` that runs it) and
 ``load_lm(directory, dtype, device)`` (its language model and tokenizer); ``reader_for`` picks one.

@@ -1,15 +1,16 @@
-"""Tiny random-weight stand-ins for two published vision-language checkpoints, for tests and benchmarks offline.
+"""Tiny random-weight stand-ins for three published vision-language checkpoints, for tests and benchmarks offline.
 
-``build_tiny_smolvlm`` mirrors ``HuggingFaceTB/SmolVLM2-256M-Video-Instruct`` and ``build_tiny_llava_onevision``
-mirrors ``llava-hf/llava-onevision-qwen2-0.5b-ov-hf``: the same transformers model, processor, image processor and
-video processor classes, the same structure choices (SigLIP-style vision tower, pixel shuffle or 2x2 video pooling,
+``build_tiny_smolvlm`` mirrors ``HuggingFaceTB/SmolVLM2-256M-Video-Instruct``, ``build_tiny_llava_onevision``
+mirrors ``llava-hf/llava-onevision-qwen2-0.5b-ov-hf`` and ``build_tiny_internvl`` mirrors
+``OpenGVLab/InternVL3-1B-hf``: the same transformers model, processor, image processor and video processor
+classes, the same structure choices (SigLIP-style or InternViT vision tower, pixel shuffle or 2x2 video pooling,
 Llama or Qwen2 text model, anyres grid, special tokens, chat format), shrunk to under a megabyte of random
 weights that build in well under a second on CPU. Each builder writes a directory the way ``save_pretrained``
 writes a real checkpoint, so code written for the real ones loads it unchanged with ``local_files_only=True``.
 
 Sizes: SmolVLM frames are 64 px, patch 8, pixel shuffle 2, so 16 image tokens a frame; LLaVA-OneVision frames are
-56 px, patch 8 (7x7 grid), pooled to 4x4, so 16 tokens a frame plus one newline after the video. Both text models
-have hidden size 64, and both tokenizers are a ~500-token byte-level BPE trained on ``CORPUS``. Weights are
+56 px, patch 8 (7x7 grid), pooled to 4x4, so 16 tokens a frame plus one newline after the video; InternVL frames
+are 64 px, patch 8, pixel shuffle 0.5, so 16 tokens a frame. The text models have hidden size 64, and the tokenizers are a ~500-token byte-level BPE trained on ``CORPUS``. Weights are
 float32 (the real ones are bfloat16 / float16).
 """
 
@@ -24,6 +25,11 @@ import torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     GenerationConfig,
+    GotOcr2ImageProcessor,
+    InternVLConfig,
+    InternVLForConditionalGeneration,
+    InternVLProcessor,
+    InternVLVideoProcessor,
     LlamaConfig,
     LlavaOnevisionConfig,
     LlavaOnevisionForConditionalGeneration,
@@ -41,6 +47,7 @@ from transformers import (
     SmolVLMProcessor,
     SmolVLMVideoProcessor,
 )
+from transformers.models.internvl.configuration_internvl import InternVLVisionConfig
 from transformers.models.smolvlm.configuration_smolvlm import SmolVLMVisionConfig
 
 #: Training text for the tokenizers: the words video questions and answers are made of.
@@ -102,10 +109,24 @@ LLAVA_OV_CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
+INTERNVL_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>",
+                           "<video>"]
+INTERNVL_NAMED_TOKENS = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
+#: What InternVLProcessor reads from the tokenizer by name.
+INTERNVL_MEDIA_TOKENS = {"start_image_token": "<img>", "end_image_token": "</img>",
+                         "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"}
+#: ChatML, as LLaVA-OneVision's; a video stands where its ``<video>`` token is.
+INTERNVL_CHAT_TEMPLATE = LLAVA_OV_CHAT_TEMPLATE.replace("'<video>\\n'", "'<video>'")
+
 SIGLIP_MEAN_STD = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
 
 SMOLVLM_IMAGE_SIZE, SMOLVLM_PATCH, SMOLVLM_SCALE = 64, 8, 2
 SMOLVLM_IMAGE_TOKENS = (SMOLVLM_IMAGE_SIZE // SMOLVLM_PATCH) ** 2 // SMOLVLM_SCALE**2
+
+INTERNVL_IMAGE_SIZE, INTERNVL_PATCH, INTERNVL_DOWNSAMPLE = 64, 8, 0.5
+INTERNVL_IMAGE_TOKENS = int((INTERNVL_IMAGE_SIZE // INTERNVL_PATCH) ** 2 * INTERNVL_DOWNSAMPLE**2)
+#: InternVL normalises with ImageNet's statistics.
+IMAGENET_MEAN_STD = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
 
 LLAVA_OV_IMAGE_SIZE, LLAVA_OV_PATCH = 56, 8
 LLAVA_OV_IMAGE_TOKENS = (LLAVA_OV_IMAGE_SIZE // LLAVA_OV_PATCH) ** 2
@@ -114,8 +135,10 @@ LLAVA_OV_PINPOINTS = [[LLAVA_OV_IMAGE_SIZE * rows, LLAVA_OV_IMAGE_SIZE * cols]
                       for rows in range(1, 7) for cols in range(1, 7)]
 
 
-def _tokenizer(specials: list[str], named: dict[str, str], chat_template: str) -> PreTrainedTokenizerFast:
-    """A byte-level BPE trained on ``CORPUS``, with the family's special tokens appended after the learnt vocab."""
+def _tokenizer(specials: list[str], named: dict[str, str], chat_template: str,
+               media: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on ``CORPUS``, with the family's special tokens appended after the learnt vocab
+    (``media``: special tokens the family's processor reads from the tokenizer by name)."""
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -123,7 +146,9 @@ def _tokenizer(specials: list[str], named: dict[str, str], chat_template: str) -
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     bpe.train_from_iterator(CORPUS, trainer=trainer)
     bpe.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in specials])
-    extra_special = [token for token in specials if token not in named.values()]
+    extra_special: list[str] | dict[str, str] = [token for token in specials if token not in named.values()]
+    if media:
+        extra_special = media
     return PreTrainedTokenizerFast(tokenizer_object=bpe, chat_template=chat_template,
                                    extra_special_tokens=extra_special, **named)
 
@@ -191,6 +216,31 @@ def _llava_onevision_processor(tokenizer: PreTrainedTokenizerFast) -> LlavaOnevi
                                    chat_template=LLAVA_OV_CHAT_TEMPLATE)
 
 
+def _internvl_config(tokenizer: PreTrainedTokenizerFast) -> InternVLConfig:
+    text_ids = _text_ids(tokenizer, "<|endoftext|>")
+    vision = InternVLVisionConfig(hidden_size=32, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                                  image_size=[INTERNVL_IMAGE_SIZE] * 2, patch_size=[INTERNVL_PATCH] * 2,
+                                  use_mean_pooling=False)
+    # InternVL3-1B's text model is Qwen2.5-0.5B, which ties its input and output embeddings.
+    text = Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, max_position_embeddings=32768, rms_norm_eps=1e-6,
+                       rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                       tie_word_embeddings=True, **text_ids)
+    return InternVLConfig(vision_config=vision, text_config=text,
+                          image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"),
+                          image_seq_length=INTERNVL_IMAGE_TOKENS, downsample_ratio=INTERNVL_DOWNSAMPLE,
+                          vision_feature_layer=-1, vision_feature_select_strategy="default",
+                          tie_word_embeddings=True)
+
+
+def _internvl_processor(tokenizer: PreTrainedTokenizerFast) -> InternVLProcessor:
+    frame_size = {"height": INTERNVL_IMAGE_SIZE, "width": INTERNVL_IMAGE_SIZE}
+    image_processor = GotOcr2ImageProcessor(size=frame_size, crop_to_patches=False, **IMAGENET_MEAN_STD)
+    video_processor = InternVLVideoProcessor(size=frame_size, **IMAGENET_MEAN_STD)
+    return InternVLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
+                             image_seq_length=INTERNVL_IMAGE_TOKENS, chat_template=INTERNVL_CHAT_TEMPLATE)
+
+
 def _save(directory: str | os.PathLike, model: PreTrainedModel, processor: ProcessorMixin) -> Path:
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
@@ -220,7 +270,16 @@ def build_tiny_llava_onevision(directory: str | os.PathLike, seed: int = 0) -> P
     return _save(directory, model, _llava_onevision_processor(tokenizer))
 
 
+def build_tiny_internvl(directory: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a tiny random ``InternVLForConditionalGeneration`` checkpoint (InternVL3-1B-hf's layout)."""
+    tokenizer = _tokenizer(INTERNVL_SPECIAL_TOKENS, INTERNVL_NAMED_TOKENS, INTERNVL_CHAT_TEMPLATE,
+                           media=INTERNVL_MEDIA_TOKENS)
+    model = _random_model(InternVLForConditionalGeneration, _internvl_config(tokenizer), seed)
+    return _save(directory, model, _internvl_processor(tokenizer))
+
+
 TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "smolvlm": build_tiny_smolvlm,
     "llava_onevision": build_tiny_llava_onevision,
+    "internvl": build_tiny_internvl,
 }

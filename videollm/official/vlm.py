@@ -1,5 +1,5 @@
 """Small open video language models as backbones, read in place: ``--model DIR`` on a transformers
-vision-language model directory (SmolVLM2, LLaVA-OneVision).
+vision-language model directory (SmolVLM2, LLaVA-OneVision, InternVL).
 
 Such a model sees 8-64 frames of a video at once. Here it sees one scene at a time: SceneTiling cuts the video (on
 colour histograms, so the backbone never runs on frames nobody reads), each scene's frames (at most
@@ -54,7 +54,9 @@ class Family:
         label: the family's name in messages and the model's name.
         model_class: the transformers class that loads it.
         chat_template: the family's conversation format, over string message contents.
-        frame_open, frame_close: text around each frame's tokens in a prompt (SmolVLM2 marks every image).
+        frame_open, frame_close: text around each frame's tokens in a prompt (SmolVLM2 marks every image);
+            ``{n}`` in ``frame_open`` is the frame's number from 1.
+        frame_separator: text between two frames.
         end_token: a learned vector follows a video's frames (LLaVA-OneVision's ``image_newline``).
     """
 
@@ -63,6 +65,7 @@ class Family:
     chat_template: str
     frame_open: str = ""
     frame_close: str = ""
+    frame_separator: str = ""
     end_token: bool = False
 
 
@@ -85,6 +88,16 @@ FAMILIES: dict[str, Family] = {
             "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
             "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"),
         end_token=True,
+    ),
+    "internvl": Family(
+        label="InternVL",
+        model_class="InternVLForConditionalGeneration",
+        chat_template=(
+            "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+            "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"),
+        frame_open="Frame{n}: <img>",
+        frame_close="</img>",
+        frame_separator="\n",
     ),
 }
 
@@ -114,12 +127,19 @@ def family_of(directory: str | os.PathLike) -> Family:
     return FAMILIES[config["model_type"]]
 
 
+def square(value) -> int:
+    """A size the config may write as one number or as (height, width) of a square."""
+    return int(value[0]) if isinstance(value, (list, tuple)) else int(value)
+
+
 def token_grid(config) -> int:
     """Tokens per side of one frame after the connector (the family's own video path)."""
     vision = config.vision_config
-    side = vision.image_size // vision.patch_size
+    side = square(vision.image_size) // square(vision.patch_size)
     if config.model_type == "smolvlm":
         return side // config.scale_factor  # pixel shuffle
+    if config.model_type == "internvl":
+        return int(side * config.downsample_ratio)  # pixel shuffle at 0.5
     return math.ceil(side / 2)  # LLaVA-OneVision pools video frames 2x (bilinear)
 
 
@@ -157,14 +177,15 @@ def model_config(directory: str | os.PathLike):
     data = ModelConfig.preset("embedded").to_dict()  # its segmentation: SceneTiling on colour histograms at 2 fps
     data.update(name=f"{family.label}:{directory.name}", recall_words=[])
     data["vision"] = {"backend": "vlm", "model": str(directory), "pretrained": str(directory),
-                      "image_size": int(config.vision_config.image_size), "layer": -1}
+                      "image_size": square(config.vision_config.image_size), "layer": -1}
     data["bridge"] = {"vision_dim": hidden, "width": hidden, "layers": 0, "heads": 1, "ffn": 1, "dropout": 0.0,
                       "memory_tokens": 1, "pool": grid, "max_frames_per_segment": MAX_FRAMES, "retrieval": False,
                       "retrieval_heads": 1, "readout": "last_segment", "use_memory": True,
                       "position_embedding": "none", "memory_init": "zeros", "temporal_diff": False}
     data["projector"] = {"in_dim": hidden, "out_dim": hidden, "kind": "identity", "end_token": family.end_token}
     data["lm"] = {"source": str(directory), "dtype": "float32", "frame_tokens": grid * grid,
-                  "frame_open": family.frame_open, "frame_close": family.frame_close}
+                  "frame_open": family.frame_open, "frame_close": family.frame_close,
+                  "frame_separator": family.frame_separator}
     return ModelConfig.from_dict(data)
 
 
