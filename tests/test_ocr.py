@@ -85,3 +85,16 @@ def test_a_question_about_one_word_prefers_a_scene_showing_one_word() -> None:
     recalled = Recalled(0, "captions", (0,))
     assert read_answer(state, "what word was written on the screen?", recalled)[1] == "panda"
     assert read_answer(state, "what is written on the screen?", recalled)[1] == "n-bas segr irst de mine"
+
+
+def test_keyframes_are_read_with_the_sequential_decoder() -> None:
+    """Scenes' keyframes are read while the model computes, with the decoder that keeps memory flat there (decord's
+    random reads grew ``caption`` to 8.8 GB on a 34-minute video; ``benchmarks/batch_scale.py --only rss``)."""
+    from pathlib import Path
+
+    from videollm.io.reader import SEQUENTIAL_BACKEND
+
+    video = Path(__file__).resolve().parents[1] / "data" / "samples" / "world" / "video" / "video_000001.mp4"
+    with ocr.SceneReader(video) as reader:
+        assert reader._reader.meta.backend == SEQUENTIAL_BACKEND
+        assert isinstance(reader.text(0, 3), str)

@@ -84,8 +84,11 @@ class SceneReader:
 
     def __init__(self, path: str | os.PathLike) -> None:
         from videollm.io import open_video
+        from videollm.io.reader import SEQUENTIAL_BACKEND
 
-        self._reader = open_video(path)
+        # Keyframes are read forward while the model computes: with decord, ``caption`` grew without bound (peak
+        # RSS 8.8 GB on a 34-minute test video; ``benchmarks/batch_scale.py --only rss``).
+        self._reader = open_video(path, backend=SEQUENTIAL_BACKEND)
 
     def text(self, start_frame: int, end_frame: int) -> str:
         frame = self._reader.read([keyframe(start_frame, end_frame)])[0]
