@@ -107,3 +107,31 @@ def test_recall_answers_from_the_timeline_and_asks_the_model_about_one_scene(mod
         assert plan(model, state, "how many scenes showed a circle?").how == "now"
     finally:
         model.config.recall = True
+
+
+def test_memory_reader_answers_from_the_final_memory_alone(model: VideoLLM, monkeypatch) -> None:
+    """``cross_reader`` "memory": the LM is asked the user's own question about the projected final carried memory
+    (M tokens, the same ones the "across" training task reads), never about one scene; other questions as before;
+    ``runner.ablated`` flips it (and combines it with ``no_memory``) and puts everything back."""
+    from videollm.eval.runner import ablated
+
+    state = _watched(model, ["a red square; a blue circle", "a green star", "a red circle"])
+    seen = []
+    monkeypatch.setattr(model, "chat", lambda visual, history, question, **kw: seen.append((visual, question))
+                        or iter(["yes"]))
+    with ablated(model, "memory_reader"):
+        pieces, decision = answer(model, state, "did the green star appear before the blue circle?")
+        assert "".join(pieces) == "yes" and decision.how == "memory" and decision.candidates == (0, 1, 2)
+        assert decision.source(state) == "answered from the memory carried through all 3 scenes"
+        visual, question = seen[-1]
+        assert question == "did the green star appear before the blue circle?"
+        torch.testing.assert_close(visual, model.projector(state.memory))
+        assert visual.shape[0] == model.num_visual_tokens([2], memory_only=True)
+        assert plan(model, state, "what colour is the star?").how not in ("memory", "timeline")
+    assert model.config.cross_reader == "timeline"
+    with ablated(model, "memory_reader+no_memory"):
+        assert model.config.cross_reader == "memory" and not model.bridge.config.use_memory
+    assert model.config.cross_reader == "timeline" and model.bridge.config.use_memory
+    with pytest.raises(ValueError, match="unknown ablation"):
+        with ablated(model, "memory_reader+nonsense"):
+            pass

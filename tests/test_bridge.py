@@ -478,3 +478,20 @@ def test_projector_config_validation() -> None:
         ProjectorConfig(in_dim=0, out_dim=48)
     with pytest.raises(ModelError, match="unknown field"):
         ProjectorConfig.from_dict({"in_dim": 1, "out_dim": 2, "hidden": 3})
+
+
+def test_memory_only_clips_read_out_their_final_memory_alone() -> None:
+    """The "across" training task: a clip flagged memory_only is read out as its final carried memory (what
+    ``VideoLLM.project_memory`` shows at question time); the other clips of the batch keep the configured readout."""
+    bridge = make_bridge(readout="last_segment")
+    clips = [make_segments([2, 3, 1]), make_segments([3, 2], seed=4)]
+    tokens, mask = pad_segments(clips, bridge.config.max_frames_per_segment)
+    plain = bridge(tokens, mask)
+    mixed = bridge(tokens, mask, torch.tensor([True, False]))
+    m = bridge.config.memory_tokens
+    assert int(mixed.readout_mask[0].sum()) == m
+    torch.testing.assert_close(mixed.readout[0, :m], plain.memory[0], rtol=0, atol=0)
+    torch.testing.assert_close(mixed.readout[0, :m], run_steps(bridge, clips[0]).memory, rtol=0, atol=1e-5)
+    n = int(plain.readout_mask[1].sum())
+    assert int(mixed.readout_mask[1].sum()) == n
+    torch.testing.assert_close(mixed.readout[1, :n], plain.readout[1, :n], rtol=0, atol=0)

@@ -299,14 +299,50 @@ def test_recorded_experiment_recipes_still_parse() -> None:
     """The not-shipped runs the checkpoint README reports keep loading as recipes (fields renamed later would fail)."""
     recipes = sorted((SHIPPED / "experiments").glob("*.json"))
     assert [p.name for p in recipes] == [
-        "folded-needles.json", "memalign-B1.json", "memlast-A.json", "memlast-B2.json"]
+        "folded-needles.json", "memalign-B1.json", "memlast-A.json", "memlast-B2.json", "memory-reader.json"]
     folded = TrainConfig.load(recipes[0])
     shipped_stage2 = TrainConfig.load("embedded-lm")
     assert folded.data[0].needles == 400 and shipped_stage2.data[0].needles == 0
     assert (folded.steps, folded.lr, folded.seed) == (shipped_stage2.steps, shipped_stage2.lr, shipped_stage2.seed)
-    for path in recipes[1:]:
+    for path in recipes[1:4]:
         recipe = TrainConfig.load(path)
         assert recipe.model_overrides["bridge"]["readout"] == "memory_last_segment"
         assert recipe.memory_align_weight > 0
     stage = TrainConfig.load(SHIPPED / "experiments" / "memalign-B1.json")
     assert stage.lm_weight == 0 and stage.steps == 600
+    reader = TrainConfig.load(recipes[4])
+    assert reader.model == "data/checkpoints/embedded" and reader.data[0].tasks["across"] > 0
+
+
+def test_across_task_asks_a_question_that_spans_the_clip_and_reads_its_memory(tmp_path: Path, cache_dir: Path) -> None:
+    """The "across" task: a question of ``cross_scene_qa`` about the composed clip, with its true answer, read out
+    as the clip's final memory (memory_only); the clip's types are balanced; training on it runs."""
+    from videollm.train.config import WorldSourceConfig
+    from videollm.train.data import sample_pool_scene, world_config
+    from videollm.world import VideoSpec
+    from videollm.world.truth import cross_scene_qa
+
+    src = WorldSourceConfig(scenes=8, examples=40, seed=1, min_scenes=2, max_scenes=5, tasks={"across": 1.0})
+    cfg = world_config(src, fps=2.0)
+    pool = [(torch.full((2, 1, 1), float(i)), sample_pool_scene(1, i, cfg)) for i in range(8)]
+    examples = WorldExamples(src, pool)
+    kinds = set()
+    for i in range(len(examples)):
+        ex = examples[i]
+        picks = [int(s[0, 0, 0]) for s in ex.segments]
+        scenes = [pool[k][1].scenes[0] for k in picks]
+        scenes = [dataclasses.replace(s, transition="cut") for s in scenes[:-1]] + [scenes[-1]]
+        first = pool[picks[0]][1]
+        truth = cross_scene_qa(VideoSpec(first.width, first.height, first.fps, tuple(scenes), False))
+        assert ex.memory_only and len(ex.messages) == 2
+        question = ex.messages[0]["content"].removeprefix(f"{prompts.VIDEO}\n")
+        match = [q for q in truth if q["question"] == question]
+        assert match and match[0]["answer"] == ex.messages[1]["content"]
+        kinds.add(match[0]["type"])
+    assert {"order", "scene_count"} <= kinds
+
+    recipe = _recipe(tmp_path / "run", cache_dir, steps=2, data=[
+        {"kind": "world", "scenes": 4, "examples": 4, "seed": 3, "min_scenes": 2, "max_scenes": 3,
+         "scene_seconds": [1.0, 2.0], "tasks": {"across": 1.0, "caption": 1.0}}])
+    result = train(recipe, progress=False)
+    assert result.steps == 2 and all(np.isfinite(result.losses))

@@ -23,6 +23,9 @@ from videollm.segmentation import SegmentationConfig
 from videollm.vision import VisionConfig
 
 
+#: What answers questions that span scenes (``ModelConfig.cross_reader``).
+CROSS_READERS = ("timeline", "memory")
+
 
 @dataclass
 class ModelConfig:
@@ -35,6 +38,9 @@ class ModelConfig:
     scene when the memory has none, and kept in it), which binds words about one object together.
     ``recall_words``: the words the bridge's tokens were aligned to in training (the word-alignment vocabulary);
     recall scores a question's words among them (none: recall matches captions and scene numbers only).
+    ``cross_reader``: what answers a question that spans scenes (``videollm.across``): "timeline" reads the scene
+    captions in order; "memory" lets the LM read the final carried memory alone (``VideoLLM.project_memory``; a
+    model trained with the "across" task).
     """
 
     vision: VisionConfig
@@ -46,12 +52,16 @@ class ModelConfig:
     recall: bool = True
     recall_captions: bool = True
     recall_words: tuple[str, ...] = ()
+    cross_reader: str = "timeline"
     directory: Path | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for key in ("recall", "recall_captions"):
             if not isinstance(getattr(self, key), bool):
                 raise ModelError(f"model config: {key} must be true or false, got {getattr(self, key)!r}")
+        if self.cross_reader not in CROSS_READERS:
+            raise ModelError(f"model config: cross_reader must be one of {', '.join(CROSS_READERS)}, got "
+                             f"{self.cross_reader!r}")
         if not all(isinstance(w, str) and w for w in self.recall_words):
             raise ModelError("model config: recall_words must be a list of words")
         self.recall_words = tuple(self.recall_words)
@@ -69,6 +79,7 @@ class ModelConfig:
             "recall": self.recall,
             "recall_captions": self.recall_captions,
             "recall_words": list(self.recall_words),
+            "cross_reader": self.cross_reader,
         }
 
     @classmethod
@@ -85,6 +96,7 @@ class ModelConfig:
                 recall=data.get("recall", True),
                 recall_captions=data.get("recall_captions", True),
                 recall_words=tuple(data.get("recall_words", ())),
+                cross_reader=data.get("cross_reader", "timeline"),
             )
         except KeyError as err:
             raise ModelError(f"model config misses the section {err.args[0]!r}") from None

@@ -276,17 +276,19 @@ class VideoLLM(nn.Module):
 
     # ------------------------------------------------------------------ visual tokens
 
-    def visual_tokens(self, clips: Sequence[Sequence[Tensor]]) -> tuple[Tensor, Tensor]:
+    def visual_tokens(self, clips: Sequence[Sequence[Tensor]], memory_only: Tensor | None = None
+                      ) -> tuple[Tensor, Tensor]:
         """Parallel path: the projected readout of each clip.
 
         Args:
             clips: B clips, each a list of segments (L_k, P*P, Dv).
+            memory_only: (B,) bool, clips whose readout is their final memory alone (``MemoryBridge.forward``).
 
         Returns:
             visual (B, R, H) and mask (B, R) (True where a clip has a readout token; readouts are left-aligned).
         """
         tokens, frame_mask = pad_segments(clips, self.config.bridge.max_frames_per_segment)
-        out = self.bridge(tokens.to(self.device), frame_mask.to(self.device))
+        out = self.bridge(tokens.to(self.device), frame_mask.to(self.device), memory_only)
         visual = self.projector(out.readout)
         mask = out.readout_mask
         if visual.shape[1] > mask.shape[1]:  # the projector appended tokens (``end_token``): real in every clip
@@ -315,7 +317,7 @@ class VideoLLM(nn.Module):
             clips: B clips of segments (see ``visual_tokens``).
             batch: ``input_ids``, ``attention_mask``, ``labels`` (B, T) from ``Processor.build_training_example`` +
                 ``collate``; each example holds exactly as many placeholders as its clip's readout has tokens.
-                None skips the LM (only with ``return_visual``: an alignment-only step).
+                An optional ``memory_only`` (B,) bool marks clips read out as their final memory alone. None skips the LM (only with ``return_visual``: an alignment-only step).
             return_visual: also return the projected visual tokens (B, R, H) and their mask (B, R), for auxiliary
                 losses on them.
 
@@ -324,7 +326,7 @@ class VideoLLM(nn.Module):
         """
         from videollm.lm import lm_loss, scatter_visual
 
-        visual, mask = self.visual_tokens(clips)  # (B, R, H), (B, R)
+        visual, mask = self.visual_tokens(clips, None if batch is None else batch.get("memory_only"))  # (B, R, H)
         loss = None
         if batch is not None:
             input_ids = batch["input_ids"].to(self.device)
@@ -336,10 +338,19 @@ class VideoLLM(nn.Module):
             raise UsageError("forward needs a batch unless return_visual=True")
         return (loss, visual, mask) if return_visual else loss
 
-    def num_visual_tokens(self, segment_lengths: Sequence[int]) -> int:
-        """How many placeholders a clip with these segment lengths (frames) needs."""
+    def num_visual_tokens(self, segment_lengths: Sequence[int], memory_only: bool = False) -> int:
+        """How many placeholders a clip with these segment lengths (frames) needs (``memory_only``: read out as its
+        final memory alone)."""
         extra = int(self.config.projector.end_token)
+        if memory_only:
+            return self.config.bridge.memory_tokens + extra
         return self.bridge.num_readout_tokens(len(segment_lengths), list(segment_lengths)) + extra
+
+    def project_memory(self, state: BridgeState) -> Tensor:
+        """The projected final carried memory of a streaming state, (M, H): what the memory reader of questions
+        that span scenes shows the LM (``ModelConfig.cross_reader`` "memory")."""
+        with torch.no_grad():
+            return self.projector(state.memory.to(self.device))
 
     # ------------------------------------------------------------------ language
 

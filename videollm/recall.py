@@ -296,8 +296,11 @@ class Recalled:
             screen / its words spoken, ``read_answer``),
             "words" (no caption matches: best word match of the scene tokens), "now" (the readout after the last
             scene), "counted" (a question about the number of scenes, answered by counting them; no readout), or
-            "timeline" (a question that spans scenes, read from the scene captions in order, ``videollm.across``).
-        candidates: the segments whose readouts were tried (for "timeline": the scenes the answer rests on).
+            "timeline" (a question that spans scenes, read from the scene captions in order, ``videollm.across``), or
+            "memory" (a question that spans scenes, read by the LM from the final carried memory alone;
+            ``ModelConfig.cross_reader``).
+        candidates: the segments whose readouts were tried (for "timeline": the scenes the answer rests on; for
+            "memory": every scene).
         reading: the answer the timeline gives by itself ("timeline" order and count questions), else None.
         ask: the question put to the model about ``scene`` instead of the user's ("timeline" questions that need
             one scene's readout), else None.
@@ -323,6 +326,8 @@ class Recalled:
             return f"answered by counting {self.where(state)}"
         if self.how in ("read", "heard"):
             return f"answered from {_HOW[self.how]} {self.where(state)}"
+        if self.how == "memory":
+            return f"answered from the memory carried through all {state.num_segments} scenes"
         if self.how == "timeline":
             if not self.candidates:
                 return f"answered from the scene captions in order (none of the {state.num_segments} names it)"
@@ -408,6 +413,8 @@ def plan(model, state: BridgeState, question: str, scorer: WordScorer | None = N
         return Recalled(n - 1, "now", (n - 1,))
     from videollm import across  # (it reads captions with this module's clause helpers)
 
+    if model.config.cross_reader == "memory" and across.asks(question):
+        return Recalled(n - 1, "memory", tuple(range(n)))
     if model.config.recall_captions and across.asks(question):
         def locate(phrase: str) -> int | None:
             best = rank_scenes(model, state, phrase, scorer)[0]
@@ -484,6 +491,9 @@ def answer(model, state: BridgeState, question: str, history: Sequence[Mapping[s
     decision = plan(model, state, question)
     if decision.how == "counted":
         return iter([str(state.num_segments)]), decision
+    if decision.how == "memory":
+        return model.chat(model.project_memory(state), list(history), question, max_new_tokens=max_new_tokens,
+                          **generate_kwargs), decision
     if decision.how == "timeline":
         if decision.reading is not None:
             return iter([decision.reading]), decision

@@ -142,7 +142,8 @@ class MemoryBridge(nn.Module):
 
     # ------------------------------------------------------------------ parallel (training) path
 
-    def forward(self, segments: Sequence[Tensor] | Tensor, frame_mask: Tensor | None = None) -> BridgeOutput:
+    def forward(self, segments: Sequence[Tensor] | Tensor, frame_mask: Tensor | None = None,
+                memory_only: Tensor | None = None) -> BridgeOutput:
         """Run every segment of a batch of clips (the training path).
 
         Args:
@@ -151,6 +152,9 @@ class MemoryBridge(nn.Module):
                 ``pad_segments`` builds it from lists of clips).
             frame_mask: (B, S, L) bool for the padded layout (True on real frames, real frames and segments as
                 prefixes); None means every slot is real. Must be None for the list form.
+            memory_only: (B,) bool; where True that clip's readout is its final carried memory alone (M tokens,
+                what ``ModelConfig.cross_reader`` "memory" reads for questions that span scenes) instead of the
+                configured readout. None: every clip gets the configured readout.
 
         Returns:
             ``BridgeOutput`` with (B, R, W) readout tokens and mask, per-segment and final memories.
@@ -207,6 +211,11 @@ class MemoryBridge(nn.Module):
         if c.readout_uses_last_segment:
             parts.append(last_tokens)
             masks.append(last_mask)
+        if memory_only is not None:
+            alone = memory_only.to(device=tokens.device, dtype=torch.bool)[:, None]  # (B, 1)
+            masks = [mask & ~alone for mask in masks]
+            parts.insert(0, memory)
+            masks.insert(0, memory_mask & alone)
         readout, readout_mask = _left_align(torch.cat(parts, dim=1), torch.cat(masks, dim=1))
         return BridgeOutput(readout=readout, readout_mask=readout_mask, memories=memories, memory=memory,
                             num_segments=segment_valid.sum(dim=1))

@@ -108,8 +108,9 @@ def cross_plan(args) -> tuple[tuple[int, ...], tuple[str, ...]]:
     if len(videos) != len(args.lengths):
         raise UsageError(f"--length-videos gives {len(videos)} counts for {len(args.lengths)} --lengths")
     variants = tuple(args.variants or CROSS_VARIANTS)
-    if unknown := [v for v in variants if v not in ABLATIONS]:
-        raise UsageError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(ABLATIONS)}")
+    if unknown := [v for v in variants if any(p not in ABLATIONS for p in v.split("+"))]:
+        raise UsageError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(ABLATIONS)} (joined with + "
+                         "to combine)")
     return videos, variants
 
 

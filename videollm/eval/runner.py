@@ -55,7 +55,7 @@ TRAIN_SCENES = 2
 SCENE_SECONDS = (2.0, 6.0)
 ANSWER_TOKENS = 8
 ABLATIONS: tuple[str, ...] = ("full", "no_recall", "no_recall_captions", "no_memory", "no_retrieval",
-                              "uniform_segments", "readout=all_memories", "readout=memory",
+                              "uniform_segments", "memory_reader", "timeline_reader", "readout=all_memories", "readout=memory",
                               "readout=all_memories_last_segment", "readout=memory_last_segment")
 
 
@@ -256,30 +256,39 @@ def ablated(model, variant: str) -> Iterator[None]:
     Variants: ``full``, ``no_recall`` (questions answered from the readout after the last scene, never from the scene
     they are about), ``no_recall_captions`` (recall matches scene tokens only, not scene captions), ``no_memory``
     (every segment starts from the initial memory), ``no_retrieval`` (the carried memory skips the cross-attention
-    over the cache), ``uniform_segments`` (fixed chunks instead of SceneTiling), ``readout=<mode>``.
+    over the cache), ``uniform_segments`` (fixed chunks instead of SceneTiling), ``memory_reader`` /
+    ``timeline_reader`` (questions that span scenes read from the final memory / the scene captions,
+    ``ModelConfig.cross_reader``), ``readout=<mode>``; several joined with "+" flip them all
+    (``memory_reader+no_memory``).
     """
-    if variant not in ABLATIONS:
-        raise ValueError(f"unknown ablation {variant!r}")
+    parts = variant.split("+")
+    unknown = [p for p in parts if p not in ABLATIONS]
+    if unknown:
+        raise ValueError(f"unknown ablation {unknown[0]!r}")
     bridge_cfg, seg_cfg, retriever = model.bridge.config, model.config.segmentation, model.bridge.retriever
-    recall, recall_captions = model.config.recall, model.config.recall_captions
+    recall, recall_captions, reader = model.config.recall, model.config.recall_captions, model.config.cross_reader
     try:
-        if variant == "no_recall":
-            model.config.recall = False
-        elif variant == "no_recall_captions":
-            model.config.recall_captions = False
-        elif variant == "no_memory":
-            model.bridge.config = dataclasses.replace(bridge_cfg, use_memory=False)
-        elif variant == "no_retrieval":
-            model.bridge.config = dataclasses.replace(bridge_cfg, retrieval=False)
-            model.bridge.retriever = None
-        elif variant == "uniform_segments":
-            model.config.segmentation = dataclasses.replace(seg_cfg, mode="uniform")
-        elif variant.startswith("readout="):
-            model.bridge.config = dataclasses.replace(bridge_cfg, readout=variant.split("=", 1)[1])
+        for part in parts:
+            if part == "no_recall":
+                model.config.recall = False
+            elif part == "no_recall_captions":
+                model.config.recall_captions = False
+            elif part == "no_memory":
+                model.bridge.config = dataclasses.replace(model.bridge.config, use_memory=False)
+            elif part == "no_retrieval":
+                model.bridge.config = dataclasses.replace(model.bridge.config, retrieval=False)
+                model.bridge.retriever = None
+            elif part == "uniform_segments":
+                model.config.segmentation = dataclasses.replace(seg_cfg, mode="uniform")
+            elif part in ("memory_reader", "timeline_reader"):
+                model.config.cross_reader = part.split("_")[0]
+            elif part.startswith("readout="):
+                model.bridge.config = dataclasses.replace(model.bridge.config, readout=part.split("=", 1)[1])
         yield
     finally:
         model.bridge.config, model.config.segmentation, model.bridge.retriever = bridge_cfg, seg_cfg, retriever
         model.config.recall, model.config.recall_captions = recall, recall_captions
+        model.config.cross_reader = reader
 
 
 def needle_records(model, haystacks: Sequence[tuple[str, Case]], needles: Sequence[Case],

@@ -17,7 +17,7 @@ from videollm.configs import build, preset_names, read_json, read_preset
 from videollm.errors import UsageError
 
 SOURCE_KINDS = ("world", "conversations")
-TASKS = ("caption", "summary", "qa")
+TASKS = ("caption", "summary", "qa", "across")
 SCHEDULES = ("cosine", "constant")
 
 
@@ -37,7 +37,9 @@ class WorldSourceConfig:
         min_scenes, max_scenes: scenes per clip.
         scene_seconds: scene length range in seconds.
         tasks: relative weights of the first turn's task: "caption" (the last scene, prompt ``prompts.CAPTION``),
-            "summary" (every scene, ``prompts.SUMMARY``) and "qa" (a ground-truth question).
+            "summary" (every scene, ``prompts.SUMMARY``), "qa" (a ground-truth question) and "across" (a question
+            that spans scenes, ``world.truth.cross_scene_qa``, answered from the clip's final carried memory alone:
+            the readout of ``ModelConfig.cross_reader`` "memory"; a clip with no such question is captioned).
         extra_qa_turns: further ground-truth questions appended as later turns of the same conversation (cheap:
             the visual tokens are paid once).
         weight: repeat factor of this source in an epoch (examples are multiplied by it).

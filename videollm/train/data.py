@@ -41,12 +41,14 @@ class Example:
         messages: the conversation; exactly one user message holds the ``<video>`` marker.
         words: attribute words of the scene the readout shows (world examples; targets of the alignment loss).
         memory_words: attribute words of every scene of the clip (targets of the memory-alignment loss).
+        memory_only: the readout is the clip's final carried memory alone (the "across" task).
     """
 
     segments: list[Tensor]
     messages: list[Message]
     words: list[str] = dataclasses.field(default_factory=list)
     memory_words: list[str] = dataclasses.field(default_factory=list)
+    memory_only: bool = False
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,6 +169,7 @@ class WorldExamples:
 
     def __getitem__(self, index: int) -> Example:
         from videollm.world import VideoSpec, ground_truth, needle_question
+        from videollm.world.truth import cross_scene_qa
 
         src = self.source
         rng = np.random.default_rng([int(src.seed), 11, int(index)])
@@ -180,7 +183,19 @@ class WorldExamples:
         task = self.task_names[int(rng.choice(len(self.task_names), p=self.task_p))]
         qa = truth["qa"]
         order = [int(i) for i in rng.permutation(len(qa))]
-        if task == "caption":
+        across = cross_scene_qa(spec) if task == "across" else []
+        if across:
+            # Answered from the final memory alone: no other turn, and the alignment targets are every scene's words.
+            from videollm.train.align import scene_words
+
+            every = list(dict.fromkeys(w for scene in scenes for w in scene_words(scene)))
+            kinds = sorted({q["type"] for q in across})  # a type first, then one of its questions: types balanced
+            kind = kinds[int(rng.integers(len(kinds)))]
+            of_kind = [q for q in across if q["type"] == kind]
+            pick = of_kind[int(rng.integers(len(of_kind)))]
+            return Example([self.pool[i][0] for i in picks], conversation([(pick["question"], pick["answer"])]),
+                           every, every, memory_only=True)
+        if task in ("caption", "across"):
             turns = [(prompts.CAPTION, truth["scenes"][-1]["caption"])]
         elif task == "summary":
             turns = [(prompts.SUMMARY, truth["caption"])]

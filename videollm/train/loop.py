@@ -114,12 +114,15 @@ def make_collate(model):
                                                   tuple[list[list[int]], list[list[int]]]]:
         clips, encoded = [], []
         for ex in examples:
-            n = model.num_visual_tokens([s.shape[0] for s in ex.segments])
+            n = model.num_visual_tokens([s.shape[0] for s in ex.segments], ex.memory_only)
             encoded.append(model.processor.build_training_example(ex.messages, n))
             clips.append(ex.segments)
         targets = (word_targets(model.tokenizer, [ex.words for ex in examples]),
                    word_targets(model.tokenizer, [ex.memory_words for ex in examples]))
-        return clips, model.processor.collate(encoded), targets
+        batch = model.processor.collate(encoded)
+        if any(ex.memory_only for ex in examples):
+            batch["memory_only"] = torch.tensor([ex.memory_only for ex in examples])
+        return clips, batch, targets
 
     return collate
 
