@@ -299,7 +299,8 @@ def test_recorded_experiment_recipes_still_parse() -> None:
     """The not-shipped runs the checkpoint README reports keep loading as recipes (fields renamed later would fail)."""
     recipes = sorted((SHIPPED / "experiments").glob("*.json"))
     assert [p.name for p in recipes] == [
-        "folded-needles.json", "memalign-B1.json", "memlast-A.json", "memlast-B2.json", "memory-reader.json"]
+        "folded-needles.json", "memalign-B1.json", "memlast-A.json", "memlast-B2.json", "memory-reader-2.json",
+        "memory-reader-3.json", "memory-reader.json"]
     folded = TrainConfig.load(recipes[0])
     shipped_stage2 = TrainConfig.load("embedded-lm")
     assert folded.data[0].needles == 400 and shipped_stage2.data[0].needles == 0
@@ -310,8 +311,9 @@ def test_recorded_experiment_recipes_still_parse() -> None:
         assert recipe.memory_align_weight > 0
     stage = TrainConfig.load(SHIPPED / "experiments" / "memalign-B1.json")
     assert stage.lm_weight == 0 and stage.steps == 600
-    reader = TrainConfig.load(recipes[4])
-    assert reader.model == "data/checkpoints/embedded" and reader.data[0].tasks["across"] > 0
+    readers = [TrainConfig.load(p) for p in recipes[4:]]
+    assert all(r.model == "data/checkpoints/embedded" and r.data[0].tasks["across"] > 0 for r in readers)
+    assert [r.step_align_weight > 0 for r in readers] == [False, True, False]
 
 
 def test_across_task_asks_a_question_that_spans_the_clip_and_reads_its_memory(tmp_path: Path, cache_dir: Path) -> None:
@@ -335,6 +337,8 @@ def test_across_task_asks_a_question_that_spans_the_clip_and_reads_its_memory(tm
         first = pool[picks[0]][1]
         truth = cross_scene_qa(VideoSpec(first.width, first.height, first.fps, tuple(scenes), False))
         assert ex.memory_only and len(ex.messages) == 2
+        assert len(ex.step_words) == len(scenes) and ex.step_words[-1] == ex.memory_words
+        assert all(set(a) <= set(b) for a, b in zip(ex.step_words, ex.step_words[1:]))
         question = ex.messages[0]["content"].removeprefix(f"{prompts.VIDEO}\n")
         match = [q for q in truth if q["question"] == question]
         assert match and match[0]["answer"] == ex.messages[1]["content"]
@@ -343,6 +347,10 @@ def test_across_task_asks_a_question_that_spans_the_clip_and_reads_its_memory(tm
 
     recipe = _recipe(tmp_path / "run", cache_dir, steps=2, data=[
         {"kind": "world", "scenes": 4, "examples": 4, "seed": 3, "min_scenes": 2, "max_scenes": 3,
-         "scene_seconds": [1.0, 2.0], "tasks": {"across": 1.0, "caption": 1.0}}])
+         "scene_seconds": [1.0, 2.0], "tasks": {"across": 1.0, "caption": 1.0}}], align_weight=0.5)
     result = train(recipe, progress=False)
     assert result.steps == 2 and all(np.isfinite(result.losses))
+    # The per-step memory loss adds to the same first step's loss (same data, same seed).
+    stepped = train(dataclasses.replace(recipe, output_dir=str(tmp_path / "stepped"), step_align_weight=1.0),
+                    progress=False)
+    assert stepped.losses[0] > result.losses[0] + 1.0

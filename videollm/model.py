@@ -287,13 +287,17 @@ class VideoLLM(nn.Module):
         Returns:
             visual (B, R, H) and mask (B, R) (True where a clip has a readout token; readouts are left-aligned).
         """
+        visual, mask, _ = self._visual_and_bridge(clips, memory_only)
+        return visual, mask
+
+    def _visual_and_bridge(self, clips: Sequence[Sequence[Tensor]], memory_only: Tensor | None):
         tokens, frame_mask = pad_segments(clips, self.config.bridge.max_frames_per_segment)
         out = self.bridge(tokens.to(self.device), frame_mask.to(self.device), memory_only)
         visual = self.projector(out.readout)
         mask = out.readout_mask
         if visual.shape[1] > mask.shape[1]:  # the projector appended tokens (``end_token``): real in every clip
             mask = torch.cat([mask, mask.new_ones(mask.shape[0], visual.shape[1] - mask.shape[1])], dim=1)
-        return visual, mask
+        return visual, mask, out
 
     def project_state(self, state: BridgeState, at: int | None = None) -> Tensor:
         """Streaming path: the projected readout of a bridge state, (R, H); with ``at``, the readout as it was right
@@ -310,7 +314,8 @@ class VideoLLM(nn.Module):
         return self._word_scorer
 
     def forward(self, clips: Sequence[Sequence[Tensor]], batch: Mapping[str, Tensor] | None,
-                return_visual: bool = False) -> Tensor | tuple[Tensor | None, Tensor, Tensor]:
+                return_visual: bool = False, return_memories: bool = False
+                ) -> Tensor | tuple[Tensor | None, Tensor, Tensor] | tuple[Tensor | None, Tensor, Tensor, Tensor]:
         """Training loss of a batch.
 
         Args:
@@ -320,13 +325,16 @@ class VideoLLM(nn.Module):
                 An optional ``memory_only`` (B,) bool marks clips read out as their final memory alone. None skips the LM (only with ``return_visual``: an alignment-only step).
             return_visual: also return the projected visual tokens (B, R, H) and their mask (B, R), for auxiliary
                 losses on them.
+            return_memories: with ``return_visual``, also return the memory carried after every segment, projected
+                (B, S, M, H) (segments past a clip's end repeat its last memory), for the per-step memory loss.
 
         Returns:
-            Mean next-token cross-entropy over answer tokens (scalar), or ``(loss or None, visual, mask)``.
+            Mean next-token cross-entropy over answer tokens (scalar), or ``(loss or None, visual, mask)``, or
+            ``(loss or None, visual, mask, memories)``.
         """
         from videollm.lm import lm_loss, scatter_visual
 
-        visual, mask = self.visual_tokens(clips, None if batch is None else batch.get("memory_only"))  # (B, R, H)
+        visual, mask, out = self._visual_and_bridge(clips, None if batch is None else batch.get("memory_only"))
         loss = None
         if batch is not None:
             input_ids = batch["input_ids"].to(self.device)
@@ -336,6 +344,9 @@ class VideoLLM(nn.Module):
                            batch["labels"].to(self.device))
         elif not return_visual:
             raise UsageError("forward needs a batch unless return_visual=True")
+        if return_memories:
+            m = out.memories.shape[-2]
+            return loss, visual, mask, self.projector(out.memories)[..., :m, :]  # (an end token is not memory)
         return (loss, visual, mask) if return_visual else loss
 
     def num_visual_tokens(self, segment_lengths: Sequence[int], memory_only: bool = False) -> int:

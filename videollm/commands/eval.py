@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--length-videos", type=int_list, default=None, metavar="N,N,...",
                    help="cross: videos at each of --lengths (default: --videos at each)")
     p.add_argument("--variants", type=str_list, default=None, metavar="V,V,...",
-                   help="cross: ablation variants (default full,no_memory,no_retrieval,no_recall,uniform_segments)")
+                   help="cross: ablation variants (default full,no_memory,no_retrieval,no_recall,uniform_segments; "
+                        "also memory_reader; a+b flips both)")
     p.add_argument("--per-type", type=int, default=4, help="cross: questions of each type a video (default 4)")
 
 
@@ -54,7 +55,8 @@ def evaluate(args) -> int:
     length: the same questions on videos 1x, 8x and 32x the training length.
     ablation: the same weights with memory, retrieval, SceneTiling or the readout mode switched.
     cross: questions that span scenes (order, scene_count, state_change, after_exit) by type at --lengths, for each
-    of --variants (full, no_memory, no_retrieval, no_recall, uniform_segments); also writes <out>/cross.md, the
+    of --variants (default full, no_memory, no_retrieval, no_recall, uniform_segments; also memory_reader: answered
+    from the final memory alone; joined with + to combine, memory_reader+no_memory); also writes <out>/cross.md, the
     table with item counts.
     all: every evaluation but cross, plus `bench niavh` and `bench egoplan`.
     Each writes <out>/<name>.json and <out>/<name>.png; videos are real H.264 files decoded like user videos.

@@ -117,6 +117,9 @@ class TrainConfig:
         memory_align_weight: weight of the same loss on the readout's memory tokens only, with the words of every
             scene of the clip as targets: a direct gradient for the memory to carry what earlier scenes showed
             (needs a readout with memory tokens, e.g. ``memory_last_segment``).
+        step_align_weight: weight of the same loss at every recurrent step: the memory carried after scene k of a
+            world clip, projected, against the words of scenes 0..k (any readout; a loss at every step, where the
+            others see only the readout after the last scene).
         save_every: steps between checkpoints (the final model is always saved).
         keep_checkpoints: how many step checkpoints to keep on disk.
         max_minutes: stop (and save) once training has run this long; None for no limit.
@@ -145,6 +148,7 @@ class TrainConfig:
     lm_weight: float = 1.0
     align_weight: float = 0.0
     memory_align_weight: float = 0.0
+    step_align_weight: float = 0.0
     save_every: int = 50
     keep_checkpoints: int = 2
     max_minutes: float | None = None
@@ -174,8 +178,8 @@ class TrainConfig:
             raise UsageError(f"steps must be >= 1, got {self.steps}")
         if self.lm_weight < 0 or self.align_weight < 0 or self.lm_weight + self.align_weight <= 0:
             raise UsageError("lm_weight and align_weight must be >= 0 and not both 0")
-        if self.memory_align_weight < 0:
-            raise UsageError(f"memory_align_weight must be >= 0, got {self.memory_align_weight}")
+        if self.memory_align_weight < 0 or self.step_align_weight < 0:
+            raise UsageError("memory_align_weight and step_align_weight must be >= 0")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise UsageError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 

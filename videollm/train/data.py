@@ -42,6 +42,8 @@ class Example:
         words: attribute words of the scene the readout shows (world examples; targets of the alignment loss).
         memory_words: attribute words of every scene of the clip (targets of the memory-alignment loss).
         memory_only: the readout is the clip's final carried memory alone (the "across" task).
+        step_words: per scene k of the clip, the attribute words of scenes 0..k (targets of the per-step memory
+            loss: the memory carried after scene k should name everything shown so far).
     """
 
     segments: list[Tensor]
@@ -49,6 +51,7 @@ class Example:
     words: list[str] = dataclasses.field(default_factory=list)
     memory_words: list[str] = dataclasses.field(default_factory=list)
     memory_only: bool = False
+    step_words: list[list[str]] = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -168,6 +171,7 @@ class WorldExamples:
         return max(1, round(self.source.examples * self.source.weight))
 
     def __getitem__(self, index: int) -> Example:
+        from videollm.train.align import scene_words
         from videollm.world import VideoSpec, ground_truth, needle_question
         from videollm.world.truth import cross_scene_qa
 
@@ -183,18 +187,19 @@ class WorldExamples:
         task = self.task_names[int(rng.choice(len(self.task_names), p=self.task_p))]
         qa = truth["qa"]
         order = [int(i) for i in rng.permutation(len(qa))]
+        segments = [self.pool[i][0] for i in picks]
+        # The words shown up to each scene; the last entry is every scene's words.
+        steps = [list(dict.fromkeys(w for scene in scenes[: k + 1] for w in scene_words(scene)))
+                 for k in range(len(scenes))]
         across = cross_scene_qa(spec) if task == "across" else []
         if across:
             # Answered from the final memory alone: no other turn, and the alignment targets are every scene's words.
-            from videollm.train.align import scene_words
-
-            every = list(dict.fromkeys(w for scene in scenes for w in scene_words(scene)))
             kinds = sorted({q["type"] for q in across})  # a type first, then one of its questions: types balanced
             kind = kinds[int(rng.integers(len(kinds)))]
             of_kind = [q for q in across if q["type"] == kind]
             pick = of_kind[int(rng.integers(len(of_kind)))]
-            return Example([self.pool[i][0] for i in picks], conversation([(pick["question"], pick["answer"])]),
-                           every, every, memory_only=True)
+            return Example(segments, conversation([(pick["question"], pick["answer"])]), steps[-1], steps[-1],
+                           memory_only=True, step_words=steps)
         if task in ("caption", "across"):
             turns = [(prompts.CAPTION, truth["scenes"][-1]["caption"])]
         elif task == "summary":
@@ -205,10 +210,7 @@ class WorldExamples:
             turns = [(qa[order[0]]["question"], qa[order[0]]["answer"])]
             order = order[1:]
         turns += [(qa[i]["question"], qa[i]["answer"]) for i in order[: src.extra_qa_turns]]
-        from videollm.train.align import scene_words
-
-        every = list(dict.fromkeys(w for scene in scenes for w in scene_words(scene)))
-        return Example([self.pool[i][0] for i in picks], conversation(turns), scene_words(scenes[-1]), every)
+        return Example(segments, conversation(turns), scene_words(scenes[-1]), steps[-1], step_words=steps)
 
 
 def conversation(turns: Sequence[tuple[str, str]]) -> list[Message]:

@@ -106,8 +106,8 @@ def lr_at(step: int, total: int, config: TrainConfig) -> float:
 
 
 def make_collate(model):
-    """Collate ``Example``s into ``(clips, batch, (word_targets, memory_word_targets))`` for ``VideoLLM.forward``
-    and the alignment losses."""
+    """Collate ``Example``s into ``(clips, batch, (word_targets, memory_word_targets, step_word_targets))`` for
+    ``VideoLLM.forward`` and the alignment losses."""
     from videollm.train.align import word_targets
 
     def collate(examples: list[Example]) -> tuple[list[list[torch.Tensor]], dict[str, torch.Tensor],
@@ -118,7 +118,8 @@ def make_collate(model):
             encoded.append(model.processor.build_training_example(ex.messages, n))
             clips.append(ex.segments)
         targets = (word_targets(model.tokenizer, [ex.words for ex in examples]),
-                   word_targets(model.tokenizer, [ex.memory_words for ex in examples]))
+                   word_targets(model.tokenizer, [ex.memory_words for ex in examples]),
+                   [word_targets(model.tokenizer, ex.step_words) for ex in examples])
         batch = model.processor.collate(encoded)
         if any(ex.memory_only for ex in examples):
             batch["memory_only"] = torch.tensor([ex.memory_only for ex in examples])
@@ -130,17 +131,20 @@ def make_collate(model):
 def objective(model, clips, batch, targets, config: TrainConfig, vocab: torch.Tensor | None) -> torch.Tensor:
     """The weighted training objective of one micro-batch: LM answer loss and/or word-alignment losses.
 
-    ``targets`` is ``(words, memory_words)`` from ``make_collate``: the shown scene's words for the whole readout,
-    and every scene's words for the readout's leading memory tokens.
+    ``targets`` is ``(words, memory_words, step_words)`` from ``make_collate``: the shown scene's words for the
+    whole readout, every scene's words for the readout's leading memory tokens, and per scene k the words of scenes
+    0..k for the memory carried after it.
     """
     from videollm.train.align import align_loss
 
-    if not (config.align_weight or config.memory_align_weight):
+    if not (config.align_weight or config.memory_align_weight or config.step_align_weight):
         return model(clips, batch)
-    lm, visual, mask = model(clips, batch if config.lm_weight else None, return_visual=True)
+    outputs = model(clips, batch if config.lm_weight else None, return_visual=True,
+                    return_memories=bool(config.step_align_weight))
+    lm, visual, mask = outputs[:3]
     raw = model.module if hasattr(model, "module") else model
     embeddings = raw.lm.get_input_embeddings().weight
-    words, memory_words = targets
+    words, memory_words, step_words = targets
     loss = config.lm_weight * lm if lm is not None else visual.sum() * 0.0
     if config.align_weight:
         loss = loss + config.align_weight * align_loss(visual, mask, words, embeddings, vocab)
@@ -149,6 +153,12 @@ def objective(model, clips, batch, targets, config: TrainConfig, vocab: torch.Te
                               device=mask.device)  # (B,) memory tokens lead each clip's readout
         memory_mask = mask & (torch.arange(mask.shape[1], device=mask.device) < counts[:, None])
         loss = loss + config.memory_align_weight * align_loss(visual, memory_mask, memory_words, embeddings, vocab)
+    if config.step_align_weight:
+        memories = outputs[3]  # (B, S, M, H): one row per (clip, step); steps past a clip's end have no targets
+        b, s, m, h = memories.shape
+        per_step = [steps[k] if k < len(steps) else [] for steps in step_words for k in range(s)]
+        loss = loss + config.step_align_weight * align_loss(
+            memories.reshape(b * s, m, h), mask.new_ones(b * s, m), per_step, embeddings, vocab)
     return loss
 
 
@@ -308,7 +318,7 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
 
     raw = accelerator.unwrap_model(model)
     vocab = None
-    if config.align_weight or config.memory_align_weight:
+    if config.align_weight or config.memory_align_weight or config.step_align_weight:
         from videollm.train.align import align_vocab, grounded_words, world_words
 
         needles = any(isinstance(src, WorldSourceConfig) and src.needles for src in config.data)
