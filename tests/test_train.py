@@ -300,7 +300,7 @@ def test_recorded_experiment_recipes_still_parse() -> None:
     recipes = sorted((SHIPPED / "experiments").glob("*.json"))
     assert [p.name for p in recipes] == [
         "folded-needles.json", "memalign-B1.json", "memlast-A.json", "memlast-B2.json", "memory-reader-2.json",
-        "memory-reader-3.json", "memory-reader.json"]
+        "memory-reader-3.json", "memory-reader-4.json", "memory-reader.json"]
     folded = TrainConfig.load(recipes[0])
     shipped_stage2 = TrainConfig.load("embedded-lm")
     assert folded.data[0].needles == 400 and shipped_stage2.data[0].needles == 0
@@ -313,7 +313,7 @@ def test_recorded_experiment_recipes_still_parse() -> None:
     assert stage.lm_weight == 0 and stage.steps == 600
     readers = [TrainConfig.load(p) for p in recipes[4:]]
     assert all(r.model == "data/checkpoints/embedded" and r.data[0].tasks["across"] > 0 for r in readers)
-    assert [r.step_align_weight > 0 for r in readers] == [False, True, False]
+    assert [r.step_align_weight > 0 for r in readers] == [False, True, True, False]
 
 
 def test_across_task_asks_a_question_that_spans_the_clip_and_reads_its_memory(tmp_path: Path, cache_dir: Path) -> None:
