@@ -123,7 +123,7 @@ def test_memory_alignment_scores_only_the_leading_memory_tokens(tmp_path: Path) 
     config = _recipe(tmp_path, align_weight=0.0, memory_align_weight=1.0)
     m = BridgeConfig.from_preset("tiny").memory_tokens  # memory_last_segment: M memory tokens, then the segment's
     clips = [[torch.zeros(2, 4, 8)]]  # one clip of one segment: only its length matters here
-    targets = ([[]], [[3, 7]])
+    targets = ([[]], [[3, 7]], [[]])
     words = torch.randn(1, m + 8, 16)
     words[0, 0], words[0, 1] = emb[3], emb[7]  # the words sit in memory tokens
     in_memory = objective(_FakeModel(words, emb, "memory_last_segment"), clips, None, targets, config, vocab)
@@ -131,7 +131,7 @@ def test_memory_alignment_scores_only_the_leading_memory_tokens(tmp_path: Path) 
     shifted[0, m], shifted[0, m + 1] = emb[3], emb[7]  # the same words in segment tokens only
     in_segment = objective(_FakeModel(shifted, emb, "memory_last_segment"), clips, None, targets, config, vocab)
     assert in_memory < 0.75 < in_segment  # log 2 ~ 0.69 is the best two words sharing one softmax can do
-    assert objective(_FakeModel(words, emb, "memory_last_segment"), clips, None, ([[]], [[]]), config,
+    assert objective(_FakeModel(words, emb, "memory_last_segment"), clips, None, ([[]], [[]], [[]]), config,
                      vocab) == 0.0
 
 

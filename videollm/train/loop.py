@@ -139,8 +139,8 @@ def objective(model, clips, batch, targets, config: TrainConfig, vocab: torch.Te
 
     if not (config.align_weight or config.memory_align_weight or config.step_align_weight):
         return model(clips, batch)
-    outputs = model(clips, batch if config.lm_weight else None, return_visual=True,
-                    return_memories=bool(config.step_align_weight))
+    extra = {"return_memories": True} if config.step_align_weight else {}
+    outputs = model(clips, batch if config.lm_weight else None, return_visual=True, **extra)
     lm, visual, mask = outputs[:3]
     raw = model.module if hasattr(model, "module") else model
     embeddings = raw.lm.get_input_embeddings().weight
