@@ -322,7 +322,8 @@ class VideoLLM(nn.Module):
             clips: B clips of segments (see ``visual_tokens``).
             batch: ``input_ids``, ``attention_mask``, ``labels`` (B, T) from ``Processor.build_training_example`` +
                 ``collate``; each example holds exactly as many placeholders as its clip's readout has tokens.
-                An optional ``memory_only`` (B,) bool marks clips read out as their final memory alone. None skips the LM (only with ``return_visual``: an alignment-only step).
+                An optional ``memory_only`` (B,) bool marks clips read out as their final memory alone. None skips
+                the LM (only with ``return_visual``: an alignment-only step).
             return_visual: also return the projected visual tokens (B, R, H) and their mask (B, R), for auxiliary
                 losses on them.
             return_memories: with ``return_visual``, also return the memory carried after every segment, projected

@@ -55,8 +55,8 @@ TRAIN_SCENES = 2
 SCENE_SECONDS = (2.0, 6.0)
 ANSWER_TOKENS = 8
 ABLATIONS: tuple[str, ...] = ("full", "no_recall", "no_recall_captions", "no_memory", "no_retrieval",
-                              "uniform_segments", "memory_reader", "timeline_reader", "readout=all_memories", "readout=memory",
-                              "readout=all_memories_last_segment", "readout=memory_last_segment")
+                              "uniform_segments", "memory_reader", "timeline_reader", "readout=all_memories",
+                              "readout=memory", "readout=all_memories_last_segment", "readout=memory_last_segment")
 
 
 @dataclass
