@@ -112,7 +112,7 @@ class _FakeModel:
         self.bridge = SimpleNamespace(config=BridgeConfig.from_preset("tiny", readout=readout))
         self.lm = SimpleNamespace(get_input_embeddings=lambda: self.embedding)
 
-    def __call__(self, clips, batch, return_visual: bool = False):
+    def __call__(self, clips, batch, return_visual: bool = False, return_memories: bool = False):
         return None, self.visual, torch.ones(self.visual.shape[:2], dtype=torch.bool)
 
 

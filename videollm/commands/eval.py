@@ -103,14 +103,14 @@ def evaluate(args) -> int:
 def cross_plan(args) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """Videos at each length and the variants of `eval cross`, checked before any model loads."""
     from videollm.errors import UsageError
-    from videollm.eval.runner import ABLATIONS
+    from videollm.eval.runner import ABLATIONS, unknown_switches
     from videollm.eval.suite import CROSS_VARIANTS
 
     videos = tuple(args.length_videos or (args.videos,) * len(args.lengths))
     if len(videos) != len(args.lengths):
         raise UsageError(f"--length-videos gives {len(videos)} counts for {len(args.lengths)} --lengths")
     variants = tuple(args.variants or CROSS_VARIANTS)
-    if unknown := [v for v in variants if any(p not in ABLATIONS for p in v.split("+"))]:
+    if unknown := [v for v in variants if unknown_switches(v)]:
         raise UsageError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(ABLATIONS)} (joined with + "
                          "to combine)")
     return videos, variants

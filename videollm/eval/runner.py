@@ -249,6 +249,11 @@ def qa_records(model, cases: Sequence[Case], per_type: int = 3,
     return records
 
 
+def unknown_switches(variant: str) -> list[str]:
+    """The parts of a variant ("a+b" flips both) that are not in ``ABLATIONS``."""
+    return [part for part in variant.split("+") if part not in ABLATIONS]
+
+
 @contextlib.contextmanager
 def ablated(model, variant: str) -> Iterator[None]:
     """Flip one switch of the loaded model (same trained weights) for the duration of the block.
@@ -262,8 +267,7 @@ def ablated(model, variant: str) -> Iterator[None]:
     (``memory_reader+no_memory``).
     """
     parts = variant.split("+")
-    unknown = [p for p in parts if p not in ABLATIONS]
-    if unknown:
+    if unknown := unknown_switches(variant):
         raise ValueError(f"unknown ablation {unknown[0]!r}")
     bridge_cfg, seg_cfg, retriever = model.bridge.config, model.config.segmentation, model.bridge.retriever
     recall, recall_captions, reader = model.config.recall, model.config.recall_captions, model.config.cross_reader
@@ -447,6 +451,7 @@ __all__ = [
     "qa_records",
     "select_questions",
     "summarize_captions",
+    "unknown_switches",
     "watch",
     "wilson_interval",
     "world_config",

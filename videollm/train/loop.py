@@ -111,7 +111,7 @@ def make_collate(model):
     from videollm.train.align import word_targets
 
     def collate(examples: list[Example]) -> tuple[list[list[torch.Tensor]], dict[str, torch.Tensor],
-                                                  tuple[list[list[int]], list[list[int]]]]:
+                                                  tuple[list[list[int]], list[list[int]], list[list[list[int]]]]]:
         clips, encoded = [], []
         for ex in examples:
             n = model.num_visual_tokens([s.shape[0] for s in ex.segments], ex.memory_only)
@@ -139,8 +139,8 @@ def objective(model, clips, batch, targets, config: TrainConfig, vocab: torch.Te
 
     if not (config.align_weight or config.memory_align_weight or config.step_align_weight):
         return model(clips, batch)
-    extra = {"return_memories": True} if config.step_align_weight else {}
-    outputs = model(clips, batch if config.lm_weight else None, return_visual=True, **extra)
+    outputs = model(clips, batch if config.lm_weight else None, return_visual=True,
+                    return_memories=bool(config.step_align_weight))
     lm, visual, mask = outputs[:3]
     raw = model.module if hasattr(model, "module") else model
     embeddings = raw.lm.get_input_embeddings().weight
